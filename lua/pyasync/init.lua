@@ -1,0 +1,573 @@
+-- pyasync/init.lua - the module users require: the C core plus the task
+-- scheduler (API.md section 5).  Tasks are Lua coroutines; a task that
+-- awaits yields a "waiter" to the scheduler, and completions from the C
+-- core (Python results, timers) wake the waiter.  Outside a task, a wait
+-- drives the same loop until its waiter is woken.
+
+local core = require "pyasync.core"
+
+local py = {}
+for k, v in pairs(core) do py[k] = v end
+
+local co_running, co_yield, co_resume = coroutine.running, coroutine.yield, coroutine.resume
+local co_status, co_isyieldable = coroutine.status, coroutine.isyieldable
+local pack, unpack = table.pack, table.unpack
+
+---------------------------------------------------------------------------
+-- Waiters: one pending wait of one task (or of a blocking caller).
+---------------------------------------------------------------------------
+
+local waiters = {}      -- id -> waiter, for ids the C core will complete
+local ready = {}        -- tasks to resume, in order
+local ready_head, ready_tail = 1, 0
+
+local function push_ready(t)
+  ready_tail = ready_tail + 1
+  ready[ready_tail] = t
+end
+local tasks_of = setmetatable({}, {__mode = "k"})  -- coroutine -> Task
+local live = 0          -- Lua tasks not yet finished
+local current = nil     -- the Task being resumed
+local unretrieved = {}  -- failed tasks nobody awaited
+local Task = {}
+Task.__index = Task
+
+local function cancelled_error(msg)
+  return core.make_error("CancelledError", msg or "")
+end
+
+-- Wakes w with (ok, value) once; later wakes are ignored.
+local function wake(w, ok, value)
+  if w.done then return end
+  w.done, w.ok, w.value = true, ok, value
+  if w.cleanup then w.cleanup(w) end
+  local t = w.task
+  if t then push_ready(t) end
+end
+
+-- Cancels a pending wait: a Python await is cancelled there and completes
+-- with CancelledError; other waits end now.
+local function cancel_wait(w, err)
+  if w.done then return end
+  if w.id and waiters[w.id] == w then
+    w.cancelling = true
+    core.cancel(w.id)
+  elseif w.on_cancel then
+    w.on_cancel(w, err or cancelled_error())
+  else
+    wake(w, false, err or cancelled_error())
+  end
+end
+
+local poll_buf = {}
+local run_ready
+
+-- Runs ready tasks, then waits for and dispatches one batch of events.
+-- Returns false when nothing is left that could ever wake anyone.
+local function step(block)
+  if ready_head <= ready_tail then
+    run_ready()
+    block = false
+  end
+  local n = core.poll(poll_buf, block)
+  if n < 0 then return false end
+  for i = 1, n, 3 do
+    local id, ok, value = poll_buf[i], poll_buf[i + 1], poll_buf[i + 2]
+    poll_buf[i], poll_buf[i + 1], poll_buf[i + 2] = nil, nil, nil
+    if id == 0 then
+      py._interrupt()
+    else
+      local w = waiters[id]
+      if w then
+        waiters[id] = nil
+        if w.on_complete then w.on_complete(w, ok, value) else wake(w, ok, value) end
+      end
+    end
+  end
+  return true
+end
+
+local function nothing_left()
+  error("pyasync: deadlock: waiting for something nothing can complete", 0)
+end
+
+-- Suspends until w is woken: yields inside a task, drives the loop elsewhere.
+local function suspend(w)
+  local co, ismain = co_running()
+  local t = not ismain and tasks_of[co]
+  if t and t.co == co then
+    if not co_isyieldable() then
+      if w.id then core.cancel(w.id) end
+      error("pyasync: cannot await here: Lua cannot yield (metamethod, __gc or C call)", 3)
+    end
+    if t.cancel_pending then
+      t.cancel_pending = false
+      cancel_wait(w)
+    end
+    if not w.done then
+      w.task = t
+      t.waiting = w
+      co_yield(w)
+      t.waiting = nil
+    end
+  else
+    if core.in_remote_call() then
+      if w.id then core.cancel(w.id) end
+      error("pyasync: cannot await inside a Lua function that Python calls " ..
+            "synchronously from the loop thread (use py.async_fn)", 3)
+    end
+    while not w.done do
+      if not step(true) and not w.done then nothing_left() end
+    end
+  end
+  return w.ok, w.value
+end
+
+local function finish_wait(ok, value, level)
+  if ok then return value end
+  error(value, level or 3)
+end
+
+---------------------------------------------------------------------------
+-- Tasks
+---------------------------------------------------------------------------
+
+local function report(t)
+  local msg = t.traceback or tostring(t.error)
+  io.stderr:write("pyasync: task failed and nobody awaited it:\n", msg, "\n")
+end
+
+local function msgh(e)
+  local t = tasks_of[co_running()]
+  if t then
+    local s = type(e) == "string" and e or tostring(e)
+    t.traceback = debug.traceback(s, 2)
+  end
+  return e
+end
+
+local function settle(t, ok, res)
+  t.state = ok and "done" or
+            ((py.iserror(res[1], "CancelledError")) and "cancelled" or "failed")
+  if ok then t.results = res else t.error = res[1] end
+  live = live - 1
+  local w = t.waiter
+  if w then
+    t.waiter = nil
+    if ok then wake(w, true, res) else wake(w, false, t.error) end
+  elseif not ok and t.state == "failed" and not t.is_main then
+    unretrieved[t] = true
+  end
+  if t.on_done then
+    local fns = t.on_done
+    t.on_done = nil
+    for i = 1, #fns do fns[i](t) end
+  end
+end
+
+local function body(fn, ...)
+  return xpcall(fn, msgh, ...)
+end
+
+local function resume(t)
+  local w = t.waiting
+  local prev = current
+  current = t
+  local r
+  if w then
+    r = pack(co_resume(t.co, w))
+  else
+    r = pack(co_resume(t.co, t.fn, unpack(t.args, 1, t.args.n)))
+    t.fn, t.args = nil, nil
+  end
+  current = prev
+  if co_status(t.co) == "dead" then
+    if r[1] then  -- our body returned: xpcall's ok, then results or error
+      settle(t, r[2], pack(select(3, unpack(r, 1, r.n))))
+    else          -- died outside xpcall (should not happen); close it
+      coroutine.close(t.co)
+      settle(t, false, pack(r[2]))
+    end
+  elseif r[2] == nil or type(r[2]) ~= "table" or not r[2].__waiter then
+    push_ready(t)  -- a plain coroutine.yield(): run again later
+  end
+end
+
+function run_ready()
+  while ready_head <= ready_tail do
+    local t = ready[ready_head]
+    ready[ready_head] = nil
+    ready_head = ready_head + 1
+    if t.state == "pending" then
+      if t.cancel_pending and t.started and t.waiting and not t.waiting.done then
+        t.cancel_pending = false
+        cancel_wait(t.waiting)
+      else
+        t.started = true
+        resume(t)
+      end
+    end
+  end
+  ready_head, ready_tail = 1, 0
+end
+
+local function new_waiter(id)
+  local w = {__waiter = true, id = id}
+  if id then waiters[id] = w end
+  return w
+end
+
+local function lua_task(fn, args)
+  local t = setmetatable({kind = "lua", state = "pending", fn = fn, args = args}, Task)
+  t.co = coroutine.create(body)
+  tasks_of[t.co] = t
+  live = live + 1
+  push_ready(t)
+  return t
+end
+
+--- py.spawn(fn, ...) -> Task: run fn as a new task.
+function py.spawn(fn, ...)
+  if type(fn) ~= "function" and not (getmetatable(fn) or {}).__call then
+    error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  return lua_task(fn, pack(...))
+end
+
+local function py_task(id)
+  local t = setmetatable({kind = "python", state = "pending", id = id}, Task)
+  local w = new_waiter(id)
+  w.on_complete = function(_, ok, value)
+    t.state = ok and "done" or (py.iserror(value, "CancelledError") and "cancelled" or "failed")
+    if ok then t.results = pack(value) else t.error = value end
+    local tw = t.waiter
+    if tw then
+      t.waiter = nil
+      if ok then wake(tw, true, t.results) else wake(tw, false, value) end
+    end
+    if t.on_done then
+      local fns = t.on_done
+      t.on_done = nil
+      for i = 1, #fns do fns[i](t) end
+    end
+  end
+  return t
+end
+
+--- py.start(aw) -> Task: schedule aw on the Python loop now.
+function py.start(aw)
+  if getmetatable(aw) == Task then return aw end
+  return py_task(core.submit(aw))
+end
+
+function Task:done() return self.state ~= "pending" end
+function Task:cancelled() return self.state == "cancelled" end
+
+function Task:result()
+  if self.state == "pending" then error("task is not done", 2) end
+  unretrieved[self] = nil
+  if self.results then return unpack(self.results, 1, self.results.n) end
+  error(self.error, 2)
+end
+
+--- t:cancel() -> boolean: false if already finished.
+function Task:cancel(msg)
+  if self.state ~= "pending" then return false end
+  if self.kind == "python" then
+    core.cancel(self.id)
+  elseif self.waiting and not self.waiting.done then
+    cancel_wait(self.waiting, cancelled_error(msg))
+  else
+    self.cancel_pending = true
+    if self == current then return true end
+    if not self.started then  -- never ran: done now
+      self.state = "pending"
+      tasks_of[self.co] = nil
+      coroutine.close(self.co)
+      settle(self, false, pack(cancelled_error(msg)))
+    end
+  end
+  return true
+end
+
+-- Registers fn(t) to run when t finishes (at once if it has).
+local function on_done(t, fn)
+  if t.state ~= "pending" then fn(t) return end
+  local l = t.on_done or {}
+  l[#l + 1] = fn
+  t.on_done = l
+end
+py._on_done = on_done
+
+local function await_task(t, opts)
+  if t.awaited then error("Task already awaited (a Task can be awaited once; use t:result())", 3) end
+  t.awaited = true
+  unretrieved[t] = nil
+  if t.state ~= "pending" then
+    if t.results then return unpack(t.results, 1, t.results.n) end
+    error(t.error, 3)
+  end
+  local w = new_waiter(nil)
+  t.waiter = w
+  w.on_cancel = function(_, err)
+    if t.waiter == w then t.waiter = nil end
+    t:cancel()
+    wake(w, false, err)
+  end
+  local ok, v = py._wait(w, opts)
+  if ok then return unpack(v, 1, v.n) end
+  error(v, 3)
+end
+
+function Task:await(opts) return await_task(self, opts) end
+
+function Task:__tostring()
+  return string.format("pyasync.Task(%s, %s)", self.kind, self.state)
+end
+
+---------------------------------------------------------------------------
+-- Cancellation tokens
+---------------------------------------------------------------------------
+
+local CancelToken = {}
+CancelToken.__index = CancelToken
+
+function py.CancelToken()
+  return setmetatable({cancelled = false, _waits = {}}, CancelToken)
+end
+
+function CancelToken:cancel()
+  if self.cancelled then return end
+  self.cancelled = true
+  for w in pairs(self._waits) do cancel_wait(w) end
+  self._waits = {}
+end
+
+py._CancelToken = CancelToken
+
+---------------------------------------------------------------------------
+-- await
+---------------------------------------------------------------------------
+
+-- Waits on w with opts.timeout / opts.cancel; returns ok, value.
+function py._wait(w, opts)
+  local tok = opts and opts.cancel
+  local timeout = opts and opts.timeout
+  if tok then
+    if tok.cancelled then
+      cancel_wait(w)
+    else
+      tok._waits[w] = true
+    end
+  end
+  local tid
+  if timeout and not w.done then
+    tid = core.timer(timeout)
+    local tw = new_waiter(tid)
+    tw.on_complete = function()
+      w.timed_out = true
+      cancel_wait(w, core.make_error("TimeoutError", "timed out after " .. timeout .. " s"))
+    end
+  end
+  local ok, v = suspend(w)
+  if tid then
+    waiters[tid] = nil
+    core.timer_stop(tid)
+  end
+  if tok then tok._waits[w] = nil end
+  if not ok and w.timed_out and py.iserror(v, "CancelledError") then
+    v = core.make_error("TimeoutError", "timed out after " .. timeout .. " s")
+  end
+  return ok, v
+end
+
+--- py.await(aw [, opts]) -> result of aw.
+function py.await(aw, opts)
+  if getmetatable(aw) == Task then return await_task(aw, opts) end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'await' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  local tok = opts and opts.cancel
+  if tok and tok.cancelled then error(cancelled_error("cancelled before the await"), 2) end
+  local w = new_waiter(core.submit(aw))
+  local ok, v = py._wait(w, opts)
+  return finish_wait(ok, v, 2)
+end
+
+--- py.sleep(s): a libuv timer; yields inside a task.
+function py.sleep(s, opts)
+  s = tonumber(s) or error("bad argument #1 to 'sleep' (number expected)", 2)
+  local id = core.timer(s)
+  local w = new_waiter(id)
+  w.on_cancel = function(_, err)
+    waiters[id] = nil
+    core.timer_stop(id)
+    wake(w, false, err)
+  end
+  local ok, v = py._wait(w, opts)
+  if not ok then error(v, 2) end
+end
+
+--- py.run(fn, ...): run fn as a task and drive the loop until it and the
+--- tasks spawned meanwhile have finished.
+function py.run(fn, ...)
+  local t = py.spawn(fn, ...)
+  local co, ismain = co_running()
+  if not ismain and tasks_of[co] then return await_task(t) end
+  t.awaited = true
+  while t.state == "pending" or live > 0 do
+    if not step(true) then break end
+  end
+  if t.state == "pending" then nothing_left() end
+  if t.results then return unpack(t.results, 1, t.results.n) end
+  error(t.error, 2)
+end
+
+-- The host binary's main chunk: like py.run, but reports instead of raising.
+function py._runmain(fn, ...)
+  local t = py.spawn(fn, ...)
+  t.awaited, t.is_main = true, true
+  py._main_task = t
+  while t.state == "pending" or live > 0 do
+    if not step(true) then break end
+  end
+  py._main_task = nil
+  if t.state == "done" then return true, unpack(t.results, 1, t.results.n) end
+  if t.state == "pending" then return false, "pyasync: deadlock: the main task cannot finish" end
+  local e = t.error
+  return false, t.traceback or tostring(e), e
+end
+
+function py._interrupt()
+  local t = py._main_task
+  if t then t.interrupted = true; t:cancel("interrupted") end
+end
+
+function py._report_unretrieved()
+  for t in pairs(unretrieved) do report(t) end
+  unretrieved = {}
+end
+
+---------------------------------------------------------------------------
+-- gather and task groups
+---------------------------------------------------------------------------
+
+local function as_task(aw)
+  if getmetatable(aw) == Task then return aw end
+  return py.start(aw)
+end
+
+--- py.gather(aw1, aw2, ...) or py.gather({...} [, opts]) -> results table.
+function py.gather(...)
+  local list, opts
+  local first = ...
+  if type(first) == "table" and getmetatable(first) == nil then
+    list, opts = first, select(2, ...)
+  else
+    list = pack(...)
+  end
+  local n = list.n or #list
+  local ts = {}
+  for i = 1, n do ts[i] = as_task(list[i]) end
+  local results = {n = n}
+  local w = new_waiter(nil)
+  local left = n
+  local rex = opts and opts.return_exceptions
+  local function one_done(i, t)
+    if w.done then return end
+    if t.results then results[i] = t.results[1]
+    elseif rex then results[i] = t.error
+    else
+      for j = 1, n do if ts[j].state == "pending" then ts[j]:cancel() end end
+      wake(w, false, t.error)
+      return
+    end
+    left = left - 1
+    if left == 0 then wake(w, true, results) end
+  end
+  for i = 1, n do
+    ts[i].awaited = true
+    unretrieved[ts[i]] = nil
+    on_done(ts[i], function(t) unretrieved[t] = nil; one_done(i, t) end)
+  end
+  if left == 0 and not w.done then wake(w, true, results) end
+  w.on_cancel = function(_, err)
+    for j = 1, n do ts[j]:cancel() end
+    wake(w, false, err)
+  end
+  local ok, v = py._wait(w, opts)
+  if not ok then error(v, 2) end
+  return v
+end
+
+local TaskGroup = {}
+TaskGroup.__index = TaskGroup
+
+function TaskGroup:start(aw)
+  if self.closed then error("task group is finished", 2) end
+  local t = as_task(aw)
+  t.awaited = true
+  self.tasks[#self.tasks + 1] = t
+  self.left = self.left + 1
+  on_done(t, function(d)
+    unretrieved[d] = nil
+    self.left = self.left - 1
+    if d.state == "failed" and not self.error then
+      self.error = d.error
+      for _, o in ipairs(self.tasks) do if o ~= d then o:cancel() end end
+    end
+    if self.left == 0 and self.w then wake(self.w, true) end
+  end)
+  return t
+end
+
+function TaskGroup:spawn(fn, ...)
+  return self:start(py.spawn(fn, ...))
+end
+
+--- py.taskgroup(fn): fn(tg); waits for every tg:start(aw); the first
+--- failure cancels the rest and is raised.
+function py.taskgroup(fn)
+  local tg = setmetatable({tasks = {}, left = 0}, TaskGroup)
+  local ok, err = pcall(fn, tg)
+  if not ok and not tg.error then
+    tg.error = err
+    for _, t in ipairs(tg.tasks) do t:cancel() end
+  end
+  if tg.left > 0 then
+    tg.w = new_waiter(nil)
+    tg.w.on_cancel = function(w, e)
+      for _, t in ipairs(tg.tasks) do t:cancel() end
+      tg.error = tg.error or e
+      tg.w = new_waiter(nil)  -- still wait for the children to finish
+      if tg.left == 0 then wake(tg.w, true) end
+      tg.w2 = true
+      wake(w, true)
+    end
+    suspend(tg.w)
+    if tg.w2 and tg.left > 0 then suspend(tg.w) end
+  end
+  tg.closed = true
+  if tg.error then error(tg.error, 2) end
+end
+
+---------------------------------------------------------------------------
+-- init
+---------------------------------------------------------------------------
+
+--- py.init{path = {...}, loop = "asyncio"|"uvloop"}
+function py.init(opts)
+  opts = opts or {}
+  if opts.loop then core.set_loop(opts.loop) end
+  if opts.path then core._setpath(opts.path) end
+  return py
+end
+
+py._core = core
+py.Task = Task
+py.TaskGroup = TaskGroup
+
+-- Failed tasks that nobody awaited are reported when the state closes.
+py._reporter = setmetatable({}, {__gc = function() py._report_unretrieved() end})
+
+return py

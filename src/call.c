@@ -1,0 +1,296 @@
+/*
+** call.c - calls across the boundary.  Lua calling Python: arguments in a
+** stack buffer, vectorcall.  Python calling Lua: the LuaFunction type, which
+** runs the function at once on the main thread, or hands the call to the
+** main thread and waits with the GIL released when called from elsewhere.
+*/
+#include <string.h>
+
+#include "pyasync_int.h"
+
+/* --- Lua calling Python --------------------------------------------------- */
+
+static int is_kw(lua_State *L, int idx) {
+  if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx)) return 0;
+  luaL_getmetatable(L, PYA_KW);
+  int r = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return r;
+}
+
+/* A py.kw table as a dict: string keys only. */
+static PyObject *kw_topy(lua_State *L, int idx) {
+  PyObject *d = PyDict_New();
+  if (!d) return NULL;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      lua_pop(L, 2);
+      Py_DECREF(d);
+      PyErr_SetString(PyExc_TypeError, "keyword argument names must be strings");
+      return NULL;
+    }
+    PyObject *v = pya__topy(L, -1);
+    int bad = !v || PyDict_SetItemString(d, lua_tostring(L, -2), v) < 0;
+    Py_XDECREF(v);
+    lua_pop(L, 1);
+    if (bad) { lua_pop(L, 1); Py_DECREF(d); return NULL; }
+  }
+  return d;
+}
+
+PyObject *pya__call(lua_State *L, PyObject *f, int first) {
+  PyObject *stack[PYA_MAXSTACK + 1], **args = stack, *kw = NULL, *r = NULL;
+  int top = lua_gettop(L);
+  if (top >= first && is_kw(L, top)) {
+    if (!(kw = kw_topy(L, top))) return NULL;
+    top--;
+  }
+  Py_ssize_t n = top - first + 1, i = 0;
+  if (n > PYA_MAXSTACK && !(args = PyMem_Malloc(sizeof(PyObject *) * (size_t)(n + 1)))) {
+    Py_XDECREF(kw);
+    return PyErr_NoMemory();
+  }
+  for (; i < n; i++)
+    if (!(args[i + 1] = pya__topy(L, first + (int)i))) break;
+  if (i == n) {
+    if (kw) r = PyObject_VectorcallDict(f, args + 1, (size_t)n, kw);
+    else r = PyObject_Vectorcall(f, args + 1, (size_t)n | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+  }
+  while (i > 0) Py_DECREF(args[i--]);
+  if (args != stack) PyMem_Free(args);
+  Py_XDECREF(kw);
+  return r;
+}
+
+/* --- Python calling Lua --------------------------------------------------- */
+
+typedef struct {
+  PyObject_HEAD
+  vectorcallfunc vectorcall;
+  int ref;                    /* registry reference to the Lua function */
+} LuaFunc;
+
+static PyTypeObject LuaFunc_Type;
+static char TRACEBACK_KEY;
+
+/* Message handler: keep the error value, note the traceback aside. */
+static int msgh(lua_State *L) {
+  luaL_traceback(L, L, NULL, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &TRACEBACK_KEY);
+  return 1;
+}
+
+/* The Lua error on top of L as a Python exception: a PyError goes back as
+** its exception; anything else becomes LuaError holding the value. */
+static void lua_error_topy(lua_State *L) {
+  PyObject *exc = NULL;
+  if (lua_type(L, -1) == LUA_TTABLE && luaL_getmetafield(L, -1, "__name") != LUA_TNIL) {
+    int iserr = strcmp(lua_tostring(L, -1), "PyError") == 0;
+    lua_pop(L, 1);
+    if (iserr) {
+      lua_getfield(L, -1, "exception");
+      exc = pya__toobj(L, -1);
+      lua_pop(L, 1);
+    }
+  }
+  if (exc) {
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    return;
+  }
+  const char *msg = lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER
+                        ? lua_tostring(L, -1) : luaL_typename(L, -1);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &TRACEBACK_KEY);
+  const char *tb = lua_tostring(L, -1);
+  lua_pushvalue(L, -2);
+  int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  PyObject *e = PyObject_CallFunction(pya__rt.LuaError, "ssi", msg, tb ? tb : "", ref);
+  lua_pop(L, 1);
+  if (e) {
+    PyErr_SetObject(pya__rt.LuaError, e);
+    Py_DECREF(e);
+  } else luaL_unref(L, LUA_REGISTRYINDEX, ref);
+}
+
+static PyObject *results_topy(lua_State *L, int base) {
+  int n = lua_gettop(L) - base;
+  if (n == 0) Py_RETURN_NONE;
+  if (n == 1) return pya__topy(L, base + 1);
+  PyObject *t = PyTuple_New(n);
+  for (int i = 0; t && i < n; i++) {
+    PyObject *v = pya__topy(L, base + 1 + i);
+    if (!v) { Py_CLEAR(t); break; }
+    PyTuple_SET_ITEM(t, i, v);
+  }
+  return t;
+}
+
+/* Runs on the main thread with the GIL held.  Keyword arguments arrive as
+** one trailing table. */
+static PyObject *call_here(int ref, PyObject *const *args, Py_ssize_t n,
+                           PyObject *kwnames) {
+  lua_State *L = pya__rt.L;
+  Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  if (!lua_checkstack(L, (int)n + 4)) return PyErr_NoMemory();
+  int base = lua_gettop(L);
+  lua_pushcfunction(L, msgh);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+  for (Py_ssize_t i = 0; i < n; i++) pya__push(L, args[i]);
+  if (nkw) {
+    lua_createtable(L, 0, (int)nkw);
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+      pya__push(L, args[n + i]);
+      lua_setfield(L, -2, PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, i)));
+    }
+  }
+  PyObject *r = NULL;
+  if (lua_pcall(L, (int)(n + (nkw > 0)), LUA_MULTRET, base + 1) == LUA_OK)
+    r = results_topy(L, base + 1);
+  else lua_error_topy(L);
+  lua_settop(L, base);
+  pya__rt.L = L;
+  return r;
+}
+
+static pthread_mutex_t call_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t call_cv = PTHREAD_COND_INITIALIZER;
+
+/* From another thread: the main thread runs it (pya__run_call) while this
+** one waits without the GIL. */
+static PyObject *call_remote(LuaFunc *self, PyObject *const *args, Py_ssize_t n,
+                             PyObject *kwnames) {
+  if (pya__rt.closing) {
+    PyErr_SetString(PyExc_RuntimeError, "pyasync is shut down: cannot call Lua");
+    return NULL;
+  }
+  pya_Comp *c = calloc(1, sizeof *c);
+  if (!c) return PyErr_NoMemory();
+  c->kind = PYA_C_CALL;
+  c->func = (PyObject *)self;
+  Py_INCREF(self);
+  c->value = PyTuple_New(n + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0));
+  for (Py_ssize_t i = 0; c->value && i < PyTuple_GET_SIZE(c->value); i++) {
+    Py_INCREF(args[i]);
+    PyTuple_SET_ITEM(c->value, i, args[i]);
+  }
+  c->kwargs = kwnames;
+  Py_XINCREF(kwnames);
+  c->id = n;
+  pya__post(c);
+  Py_BEGIN_ALLOW_THREADS
+  pthread_mutex_lock(&call_mu);
+  while (!atomic_load(&c->done)) pthread_cond_wait(&call_cv, &call_mu);
+  pthread_mutex_unlock(&call_mu);
+  Py_END_ALLOW_THREADS
+  PyObject *r = c->reply;
+  if (!c->reply_ok && !r)
+    PyErr_SetString(PyExc_RuntimeError, "pyasync shut down during a call into Lua");
+  else if (!c->reply_ok) {
+    PyErr_SetObject((PyObject *)Py_TYPE(r), r);
+    Py_CLEAR(r);
+  }
+  free(c);
+  return r;
+}
+
+/* Main thread, GIL held: the call a non-main thread asked for. */
+void pya__run_call(pya_Comp *c) {
+  LuaFunc *f = (LuaFunc *)c->func;
+  PyObject *r = NULL;
+  int saved = pya__rt.gil_held;
+  pya__rt.gil_held = 1;
+  pya__rt.in_remote_call++;
+  if (c->value)
+    r = call_here(f->ref, &PyTuple_GET_ITEM(c->value, 0), (Py_ssize_t)c->id, c->kwargs);
+  pya__rt.in_remote_call--;
+  pya__rt.gil_held = saved;
+  c->reply_ok = r != NULL;
+  c->reply = r ? r : pya__fetch_exc();
+  if (!c->reply) { c->reply = Py_None; Py_INCREF(Py_None); c->reply_ok = 1; }
+  Py_CLEAR(c->value);
+  Py_CLEAR(c->func);
+  Py_CLEAR(c->kwargs);
+  pthread_mutex_lock(&call_mu);
+  atomic_store(&c->done, 1);
+  pthread_cond_broadcast(&call_cv);
+  pthread_mutex_unlock(&call_mu);
+}
+
+/* Main thread, no GIL, shutting down: the caller gets an error. */
+void pya__refuse_call(pya_Comp *c) {
+  pya__defer_decref(c->func);
+  if (c->value) pya__defer_decref(c->value);
+  if (c->kwargs) pya__defer_decref(c->kwargs);
+  c->func = c->value = c->kwargs = NULL;
+  c->reply = NULL;
+  c->reply_ok = 0;
+  pthread_mutex_lock(&call_mu);
+  atomic_store(&c->done, 1);
+  pthread_cond_broadcast(&call_cv);
+  pthread_mutex_unlock(&call_mu);
+}
+
+static PyObject *luafunc_vectorcall(PyObject *self, PyObject *const *args,
+                                    size_t nargsf, PyObject *kwnames) {
+  Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+  if (!pya__ismain() || pya__rt.closing)
+    return call_remote((LuaFunc *)self, args, n, kwnames);
+  return call_here(((LuaFunc *)self)->ref, args, n, kwnames);
+}
+
+static void luafunc_dealloc(PyObject *self) {
+  pya__defer_unref(((LuaFunc *)self)->ref);
+  Py_TYPE(self)->tp_free(self);
+}
+
+static PyObject *luafunc_repr(PyObject *self) {
+  return PyUnicode_FromFormat("<Lua function %d>", ((LuaFunc *)self)->ref);
+}
+
+static PyTypeObject LuaFunc_Type = {
+  PyVarObject_HEAD_INIT(NULL, 0)
+  .tp_name = "pyasync.LuaFunction",
+  .tp_basicsize = sizeof(LuaFunc),
+  .tp_dealloc = luafunc_dealloc,
+  .tp_repr = luafunc_repr,
+  .tp_call = PyVectorcall_Call,
+  .tp_vectorcall_offset = offsetof(LuaFunc, vectorcall),
+  .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+  .tp_doc = "A Lua function callable from Python.",
+};
+
+PyObject *pya__wrapfunc(lua_State *L, int idx) {
+  LuaFunc *f = PyObject_New(LuaFunc, &LuaFunc_Type);
+  if (!f) return NULL;
+  lua_pushvalue(L, idx);
+  f->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  f->vectorcall = luafunc_vectorcall;
+  return (PyObject *)f;
+}
+
+int pya__pushwrapped(lua_State *L, PyObject *o) {
+  if (Py_TYPE(o) != &LuaFunc_Type) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ((LuaFunc *)o)->ref);
+  return 1;
+}
+
+/* --- helper module hooks -------------------------------------------------- */
+
+static PyObject *h_unref(PyObject *self, PyObject *arg) {
+  (void)self;
+  long r = PyLong_AsLong(arg);
+  if (r == -1 && PyErr_Occurred()) return NULL;
+  pya__defer_unref((int)r);
+  Py_RETURN_NONE;
+}
+
+static PyMethodDef helper_methods[] = {
+  {"_unref", h_unref, METH_O, NULL},
+  {NULL, NULL, 0, NULL}};
+
+int pya__call_init(PyObject *helper) {
+  if (PyType_Ready(&LuaFunc_Type) < 0) return -1;
+  if (PyModule_AddObjectRef(helper, "LuaFunction", (PyObject *)&LuaFunc_Type) < 0)
+    return -1;
+  return PyModule_AddFunctions(helper, helper_methods);
+}

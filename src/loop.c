@@ -1,0 +1,361 @@
+/*
+** loop.c - the Python loop thread and the two C queues between it and the
+** main thread (DESIGN.md invariants 1-3, 5, 7).  Submissions are C records
+** plus one eventfd write per batch; completions are C records plus one
+** coalesced uv_async_send.  Each side spins briefly before sleeping when a
+** reply is likely to come at once, so a sequential round trip need not pay
+** for two thread wake-ups.
+*/
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pyasync_int.h"
+
+#define SPIN_NS 60000  /* how long either side spins before sleeping */
+
+typedef struct {
+  pthread_mutex_t mu;
+  void *head, *tail;          /* pya_Sub or pya_Comp, linked by next */
+} Queue;
+
+static Queue subq = {PTHREAD_MUTEX_INITIALIZER, NULL, NULL};
+static Queue compq = {PTHREAD_MUTEX_INITIALIZER, NULL, NULL};
+
+static int efd = -1;                  /* wakes the loop thread */
+static atomic_int loop_signaled, loop_spinning;
+static atomic_int comp_signaled, main_spinning;
+static uv_async_t comp_async;         /* wakes the main thread */
+static uv_loop_t *uvl;
+static pthread_t loop_thread;
+static pthread_t loop_tid_for_check;
+static int running;                   /* loop thread started, not joined */
+static atomic_int loop_exited;
+atomic_llong pya__inflight;           /* awaits submitted, not delivered */
+
+/* Loop-thread state, touched only with the GIL held by the loop thread. */
+static PyObject *start_fn, *tasks, *cancel_fn, *stop_fn;
+
+/* --- queues ---------------------------------------------------------------- */
+
+typedef struct Node { struct Node *next; } Node;
+
+static int push(Queue *q, void *rec) {
+  Node *n = rec;
+  n->next = NULL;
+  pthread_mutex_lock(&q->mu);
+  int was_empty = q->head == NULL;
+  if (q->tail) ((Node *)q->tail)->next = n;
+  else q->head = n;
+  q->tail = n;
+  pthread_mutex_unlock(&q->mu);
+  return was_empty;
+}
+
+static void *take_all(Queue *q) {
+  pthread_mutex_lock(&q->mu);
+  void *h = q->head;
+  q->head = q->tail = NULL;
+  pthread_mutex_unlock(&q->mu);
+  return h;
+}
+
+static int nonempty(Queue *q) {
+  return atomic_load_explicit((_Atomic(void *) *)&q->head, memory_order_acquire) != NULL;
+}
+
+static long long now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Spins until q has something or the budget runs out. */
+static int spin_for(Queue *q, long long budget_ns) {
+  long long end = now_ns() + budget_ns;
+  for (int i = 0;; i++) {
+    if (nonempty(q)) return 1;
+    if ((i & 63) == 63 && now_ns() > end) return 0;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+}
+
+/* --- main thread -> loop thread ------------------------------------------- */
+
+static void wake_loop(void) {
+  if (atomic_exchange(&loop_signaled, 1)) return;
+  uint64_t one = 1;
+  ssize_t r;
+  do r = write(efd, &one, sizeof one); while (r < 0 && errno == EINTR);
+}
+
+void pya__submit(pya_Sub *s) {
+  push(&subq, s);
+  /* seq_cst pairs with the loop thread's store before its last check */
+  if (!atomic_load(&loop_spinning)) wake_loop();
+}
+
+static void post_result(long long id, int kind, PyObject *value);
+
+/* Loop thread, GIL held: starts one awaitable; returns whether it finished
+** at once (so another submission is likely to follow soon). */
+static int start_one(pya_Sub *s) {
+  PyObject *idobj = PyLong_FromLongLong(s->id);
+  PyObject *args[3] = {s->obj, s->ctx ? s->ctx : Py_None, idobj};
+  PyObject *r = idobj ? PyObject_Vectorcall(start_fn, args, 3, NULL) : NULL;
+  Py_XDECREF(idobj);
+  if (!r) {  /* failed before it ran: the awaiter gets the error */
+    post_result(s->id, PYA_C_ERR, pya__fetch_exc());
+    return 1;
+  }
+  int eager = r == Py_True;
+  Py_DECREF(r);
+  return eager;
+}
+
+static void run_sub(pya_Sub *s, int *all_eager) {
+  PyObject *idobj;
+  switch (s->op) {
+    case PYA_OP_AWAIT:
+      if (!start_one(s)) *all_eager = 0;
+      break;
+    case PYA_OP_CANCEL:
+      idobj = PyLong_FromLongLong(s->id);
+      if (idobj) {
+        PyObject *t = PyDict_GetItemWithError(tasks, idobj);
+        PyObject *r = t ? PyObject_CallOneArg(cancel_fn, t) : NULL;
+        Py_XDECREF(r);
+        Py_DECREF(idobj);
+      }
+      PyErr_Clear();  /* already finished: nothing to cancel */
+      break;
+    case PYA_OP_CALL: {
+      PyObject *r = PyObject_CallNoArgs(s->obj);
+      if (!r) PyErr_WriteUnraisable(s->obj);
+      Py_XDECREF(r);
+      break;
+    }
+    case PYA_OP_STOP: {
+      PyObject *r = PyObject_CallNoArgs(stop_fn);
+      if (!r) PyErr_WriteUnraisable(stop_fn);
+      Py_XDECREF(r);
+      break;
+    }
+  }
+  Py_XDECREF(s->obj);
+  Py_XDECREF(s->ctx);
+  free(s);
+}
+
+/* The eventfd reader: runs every batch, then lingers a little if the batch
+** finished eagerly, since the main thread is then likely to submit again. */
+static PyObject *l_drain(PyObject *self, PyObject *unused) {
+  (void)self; (void)unused;
+  uint64_t v;
+  if (read(efd, &v, sizeof v) < 0 && errno != EAGAIN) PyErr_SetFromErrno(PyExc_OSError);
+  PyErr_Clear();
+  atomic_store(&loop_signaled, 0);
+  for (;;) {
+    pya_Sub *s = take_all(&subq);
+    int all_eager = 1;
+    if (!s) break;
+    while (s) {
+      pya_Sub *next = s->next;
+      run_sub(s, &all_eager);
+      s = next;
+    }
+    if (!all_eager) break;
+    int more;
+    Py_BEGIN_ALLOW_THREADS
+    atomic_store(&loop_spinning, 1);
+    more = spin_for(&subq, SPIN_NS);
+    atomic_store(&loop_spinning, 0);
+    Py_END_ALLOW_THREADS
+    if (!more && !nonempty(&subq)) break;
+  }
+  Py_RETURN_NONE;
+}
+
+/* --- loop thread -> main thread ------------------------------------------- */
+
+void pya__post(pya_Comp *c) {
+  push(&compq, c);
+  if (!atomic_load(&main_spinning) && !atomic_exchange(&comp_signaled, 1))
+    uv_async_send(&comp_async);
+}
+
+static void post_result(long long id, int kind, PyObject *value) {
+  pya_Comp *c = calloc(1, sizeof *c);
+  if (!c) { Py_XDECREF(value); return; }  /* the awaiter hangs: no memory */
+  c->kind = kind;
+  c->id = id;
+  c->value = value;
+  pya__post(c);
+}
+
+/* _complete(id, task): a done callback, or the eager path, reports a result. */
+static PyObject *l_complete(PyObject *self, PyObject *const *args, Py_ssize_t n) {
+  (void)self;
+  if (n != 2) return PyErr_Format(PyExc_TypeError, "_complete(id, fut)");
+  long long id = PyLong_AsLongLong(args[0]);
+  if (id == -1 && PyErr_Occurred()) return NULL;
+  PyObject *r = PyObject_CallMethod(args[1], "result", NULL);
+  if (r) post_result(id, PYA_C_OK, r);
+  else post_result(id, PYA_C_ERR, pya__fetch_exc());
+  Py_RETURN_NONE;
+}
+
+static void comp_ready(uv_async_t *h) {
+  (void)h;
+  atomic_store(&comp_signaled, 0);
+}
+
+/* Async-signal-safe: uv_async_send is. */
+void pya__wake_main(void) {
+  if (uvl) uv_async_send(&comp_async);
+}
+
+/* The completion handle keeps uv_run blocking only while we wait on it. */
+void pya__ref_completions(int on) {
+  if (on) uv_ref((uv_handle_t *)&comp_async);
+  else uv_unref((uv_handle_t *)&comp_async);
+}
+
+int pya__completions_ready(void) { return nonempty(&compq); }
+
+pya_Comp *pya__take_completions(void) { return take_all(&compq); }
+
+/* Main thread, before blocking for a completion: spin if one is due soon. */
+int pya__spin_main(void) {
+  atomic_store(&main_spinning, 1);
+  int got = spin_for(&compq, SPIN_NS);
+  atomic_store(&main_spinning, 0);
+  return got || nonempty(&compq);
+}
+
+/* --- starting and stopping ----------------------------------------------- */
+
+static pthread_mutex_t ready_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ready_cv = PTHREAD_COND_INITIALIZER;
+static int ready_state;  /* 0 starting, 1 running, -1 failed */
+static char loop_kind[16] = "asyncio";
+
+void pya__set_loop_kind(const char *kind) {
+  snprintf(loop_kind, sizeof loop_kind, "%s", kind);
+}
+const char *pya__loop_kind(void) { return loop_kind; }
+
+static void set_ready(int st) {
+  pthread_mutex_lock(&ready_mu);
+  ready_state = st;
+  pthread_cond_broadcast(&ready_cv);
+  pthread_mutex_unlock(&ready_mu);
+}
+
+/* _ready(): the loop thread is inside run_forever and can take work. */
+static PyObject *l_ready(PyObject *self, PyObject *unused) {
+  (void)self; (void)unused;
+  set_ready(1);
+  Py_RETURN_NONE;
+}
+
+static void *loop_main(void *arg) {
+  (void)arg;
+  PyGILState_STATE g = PyGILState_Ensure();
+  PyObject *r = PyObject_CallMethod(pya__rt.helper, "_loop_main", "is", efd, loop_kind);
+  if (!r) PyErr_Print();
+  Py_XDECREF(r);
+  Py_CLEAR(start_fn);
+  Py_CLEAR(tasks);
+  Py_CLEAR(cancel_fn);
+  Py_CLEAR(stop_fn);
+  if (ready_state == 0) set_ready(-1);
+  PyGILState_Release(g);
+  atomic_store(&loop_exited, 1);
+  return NULL;
+}
+
+static PyMethodDef loop_methods[] = {
+  {"_drain", l_drain, METH_NOARGS, NULL},
+  {"_ready", l_ready, METH_NOARGS, NULL},
+  {"_complete", (PyCFunction)(void (*)(void))l_complete, METH_FASTCALL, NULL},
+  {NULL, NULL, 0, NULL}};
+
+static PyObject *helper_attr(const char *name) {
+  return PyObject_GetAttrString(pya__rt.helper, name);
+}
+
+uv_loop_t *pya__uvloop(void) {
+  if (!uvl) {
+    uvl = uv_default_loop();
+    uv_async_init(uvl, &comp_async, comp_ready);
+    uv_unref((uv_handle_t *)&comp_async);
+  }
+  return uvl;
+}
+
+int pya__loop_running(void) { return running && ready_state == 1; }
+int pya__isloopthread(void) {
+  return running && pthread_equal(pthread_self(), loop_tid_for_check);
+}
+
+/* Main thread, GIL held.  Returns 0, or -1 with a Python exception set. */
+int pya__loop_start(void) {
+  if (running) return ready_state == 1 ? 0 : (PyErr_SetString(PyExc_RuntimeError, "the loop thread failed to start"), -1);
+  if (pya__rt.closing) {
+    PyErr_SetString(PyExc_RuntimeError, "pyasync is shut down");
+    return -1;
+  }
+  pya__uvloop();
+  if (PyModule_AddFunctions(pya__rt.helper, loop_methods) < 0) return -1;
+  if (!(start_fn = helper_attr("_start")) || !(cancel_fn = helper_attr("_cancel")) ||
+      !(stop_fn = helper_attr("_stop")) || !(tasks = helper_attr("_tasks")))
+    return -1;
+  efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (efd < 0) { PyErr_SetFromErrno(PyExc_OSError); return -1; }
+  running = 1;
+  ready_state = 0;
+  int st;
+  Py_BEGIN_ALLOW_THREADS
+  if (pthread_create(&loop_thread, NULL, loop_main, NULL) != 0) ready_state = -1;
+  else loop_tid_for_check = loop_thread;
+  pthread_mutex_lock(&ready_mu);
+  while (ready_state == 0) pthread_cond_wait(&ready_cv, &ready_mu);
+  st = ready_state;
+  pthread_mutex_unlock(&ready_mu);
+  Py_END_ALLOW_THREADS
+  if (st != 1) {
+    PyErr_SetString(PyExc_RuntimeError, "the loop thread failed to start");
+    return -1;
+  }
+  return 0;
+}
+
+/* Main thread, GIL not held: cancel what is left, stop, join.  While the
+** loop winds down, calls it makes into Lua are refused (they would wait on
+** this thread) and results are dropped without the GIL. */
+void pya__loop_stop(void) {
+  if (!running) return;
+  if (ready_state == 1) {
+    pya_Sub *s = calloc(1, sizeof *s);
+    if (s) { s->op = PYA_OP_STOP; pya__submit(s); }
+    while (!atomic_load(&loop_exited)) {
+      for (pya_Comp *c = take_all(&compq), *next; c; c = next) {
+        next = c->next;
+        if (c->kind == PYA_C_CALL) pya__refuse_call(c);
+        else { if (c->value) pya__defer_decref(c->value); free(c); }
+      }
+      struct timespec ts = {0, 1000000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  pthread_join(loop_thread, NULL);
+  running = 0;
+  close(efd);
+  efd = -1;
+}

@@ -1,0 +1,197 @@
+/*
+** pyasync_int.h - what the C files of pyasync share: the runtime record,
+** the GIL discipline of the main thread, proxies, conversion and errors.
+*/
+#ifndef PYASYNC_INT_H
+#define PYASYNC_INT_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <lua.h>
+#include <lauxlib.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <uv.h>
+
+#include "pyasync.h"
+
+/* Metatable names. */
+#define PYA_OBJECT "pyasync.Object"
+#define PYA_KW "pyasync.kw"
+#define PYA_ERROR "pyasync.PyError"
+#define PYA_VIEW "pyasync.View"
+#define PYA_TENSOR "pyasync.Tensor"
+
+/* Arguments converted into a stack buffer up to this count. */
+#define PYA_MAXSTACK 16
+
+/* --- the runtime (runtime.c) ---------------------------------------------
+** One per process: Python is one per process, and so is its loop thread. */
+typedef struct pya_Runtime {
+  int initialized;            /* Python set up by us or found running */
+  int owns_python;            /* we called Py_Initialize: we finalize */
+  int closing;                /* shutdown started: no new work */
+  pthread_t main_thread;
+  PyThreadState *main_ts;     /* main thread's state while GIL released */
+  int gil_held;               /* main thread holds the GIL (nesting) */
+  int in_remote_call;         /* running Lua for a waiting loop thread */
+  lua_State *L;               /* running Lua thread at the last entry */
+  lua_State *mainL;           /* the state pyasync was opened in */
+  PyObject *helper;           /* the Python module "pyasync" (helper.py) */
+  PyObject *LuaError;         /* pyasync.LuaError */
+  /* releases deferred by __gc and by Python deallocs off the main thread */
+  pthread_mutex_t pending_mu;
+  atomic_int npending;
+  PyObject **pending_obj; int npobj, cappobj;
+  int *pending_ref; int npref, cappref;
+} pya_Runtime;
+
+extern pya_Runtime pya__rt;
+
+int pya__init(lua_State *L);            /* idempotent; raises on failure */
+void pya__shutdown(lua_State *L);
+int pya__ismain(void);
+
+/* Main-thread GIL: take it unless held already; returns whether it took it.
+** Drains the pending releases each time it is taken. */
+static inline int pya__gil_enter(lua_State *L) {
+  pya__rt.L = L;
+  if (pya__rt.gil_held) return 0;
+  PyEval_RestoreThread(pya__rt.main_ts);
+  pya__rt.gil_held = 1;
+  if (atomic_load_explicit(&pya__rt.npending, memory_order_relaxed))
+    { extern void pya__drain_pending(lua_State *L); pya__drain_pending(L); }
+  return 1;
+}
+static inline void pya__gil_leave(int took) {
+  if (took) {
+    pya__rt.gil_held = 0;
+    pya__rt.main_ts = PyEval_SaveThread();
+  }
+}
+/* Releases the GIL whatever the nesting (before waiting in libuv);
+** returns a token for pya__gil_restore. */
+int pya__gil_suspend(void);
+void pya__gil_restore(int token);
+
+/* Deferred releases: safe from any thread, never blocks on the GIL. */
+void pya__defer_decref(PyObject *o);
+void pya__defer_unref(int ref);
+void pya__drain_pending(lua_State *L);
+
+/* --- proxies (object.c) ---------------------------------------------------- */
+typedef struct pya_Proxy {
+  PyObject *obj;              /* owned; NULL once released */
+} pya_Proxy;
+
+/* Pushes a proxy owning a new reference to o (GIL held). */
+void pya__pushobj(lua_State *L, PyObject *o);
+/* Like pya__pushobj, remembering the receiver at index recv (for obj:meth). */
+void pya__pushmethod(lua_State *L, PyObject *o, int recv);
+/* The object of the proxy at idx, or NULL if idx is not a proxy.  Raises
+** "released Python object" for a released proxy. */
+PyObject *pya__toobj(lua_State *L, int idx);
+PyObject *pya__checkobj(lua_State *L, int idx);
+int luaopen_pyasync_object(lua_State *L);
+
+/* --- conversion (convert.c) ------------------------------------------------
+** Both run with the GIL held.  pya__topy returns a new reference, or NULL
+** with a Python exception set (never raises a Lua error except on memory). */
+PyObject *pya__topy(lua_State *L, int idx);
+/* Pushes the Lua value for o (borrowed); never fails except on memory. */
+void pya__push(lua_State *L, PyObject *o);
+
+/* --- errors (error.c) ------------------------------------------------------ */
+/* Pushes the current Python exception as a PyError (clears it).  If it is a
+** LuaError carrying a Lua value, pushes that original value instead. */
+void pya__pusherror(lua_State *L);
+/* Pushes the given exception instance as a PyError (borrowed). */
+void pya__pushexc(lua_State *L, PyObject *exc);
+/* Raises the current Python exception as a Lua error.  Call without any
+** Python state that needs cleaning up: the GIL must already be released. */
+int pya__raise(lua_State *L);
+/* Builds a PyError with type and message, for CancelledError et al. */
+void pya__pusherr_simple(lua_State *L, const char *type, const char *msg);
+int luaopen_pyasync_error(lua_State *L);
+
+typedef struct pya_Comp pya_Comp;
+
+/* --- calls (call.c) -------------------------------------------------------- */
+/* Calls f with the Lua arguments at [first, top]; a trailing py.kw table
+** becomes keyword arguments.  GIL held; returns new ref or NULL. */
+PyObject *pya__call(lua_State *L, PyObject *f, int first);
+/* A Python callable wrapping the Lua value at idx (a function). */
+PyObject *pya__wrapfunc(lua_State *L, int idx);
+/* If o wraps a Lua function, pushes it and returns 1. */
+int pya__pushwrapped(lua_State *L, PyObject *o);
+int pya__call_init(PyObject *helper);
+/* Main thread, GIL held: runs a PYA_C_CALL record and wakes its caller. */
+void pya__run_call(pya_Comp *c);
+void pya__refuse_call(pya_Comp *c);    /* no GIL: fail it, shutting down */
+
+/* --- loop thread and queues (loop.c) -------------------------------------- */
+enum { PYA_OP_AWAIT = 1, PYA_OP_CANCEL, PYA_OP_CALL, PYA_OP_STOP };
+
+typedef struct pya_Sub {      /* main thread -> loop thread */
+  struct pya_Sub *next;
+  int op;
+  long long id;               /* waiter id */
+  PyObject *obj;              /* owned: awaitable, or callable for CALL */
+  PyObject *ctx;              /* owned: contextvars context, or NULL */
+} pya_Sub;
+
+struct pya_Comp {             /* loop thread -> main thread */
+  struct pya_Comp *next;
+  int kind;                   /* PYA_C_* */
+  long long id;
+  PyObject *value;            /* owned: result, exception, or args tuple */
+  /* for PYA_C_CALL: the loop thread waits on done */
+  PyObject *func; PyObject *kwargs; PyObject *reply; int reply_ok;
+  atomic_int done;
+};
+enum { PYA_C_OK = 1, PYA_C_ERR, PYA_C_CANCELLED, PYA_C_TIMER, PYA_C_CALL };
+
+int pya__loop_start(void);               /* GIL held on the main thread */
+void pya__loop_stop(void);               /* GIL not held */
+int pya__loop_running(void);
+void pya__submit(pya_Sub *s);            /* any thread, no GIL needed */
+void pya__post(pya_Comp *c);             /* any thread, no GIL needed */
+pya_Comp *pya__take_completions(void);   /* main thread; list in order */
+int pya__completions_ready(void);
+uv_loop_t *pya__uvloop(void);
+void pya__uv_set_loop(uv_loop_t *loop);
+long long pya__outstanding(void);        /* awaits submitted, not delivered */
+extern atomic_llong pya__inflight;
+int pya__isloopthread(void);
+int pya__spin_main(void);
+void pya__wake_main(void);
+void pya__ref_completions(int on);
+void pya__set_loop_kind(const char *kind);
+const char *pya__loop_kind(void);
+
+/* --- buffers and DLPack (buffer.c, dlpack.c) ------------------------------ */
+/* Python objects sharing the memory of a View / Tensor userdata at idx
+** (new ref, or NULL with a Python exception set). */
+PyObject *pya__view_topy(lua_State *L, int idx);
+PyObject *pya__tensor_topy(lua_State *L, int idx);
+int luaopen_pyasync_buffer(lua_State *L);
+int luaopen_pyasync_dlpack(lua_State *L);
+
+/* The raised exception, normalized, with its traceback (new ref), cleared;
+** Python 3.11 has no PyErr_GetRaisedException. */
+static inline PyObject *pya__fetch_exc(void) {
+  PyObject *t, *v, *tb;
+  PyErr_Fetch(&t, &v, &tb);
+  if (!t) return NULL;
+  PyErr_NormalizeException(&t, &v, &tb);
+  if (tb && v) PyException_SetTraceback(v, tb);
+  Py_XDECREF(t);
+  Py_XDECREF(tb);
+  return v;
+}
+
+/* --- embedded sources (generated) ----------------------------------------- */
+extern const char pya__src_init_lua[]; extern const size_t pya__src_init_lua_len;
+extern const char pya__src_helper_py[]; extern const size_t pya__src_helper_py_len;
+
+#endif

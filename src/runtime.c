@@ -1,0 +1,201 @@
+/*
+** runtime.c - the one pyasync runtime of the process: starting and
+** finalizing Python, the main thread's GIL, and the deferred-release list
+** that lets Lua's __gc and Python deallocs off the main thread drop
+** references without ever waiting for the GIL (DESIGN.md invariant 4).
+*/
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pyasync_int.h"
+
+pya_Runtime pya__rt = {.pending_mu = PTHREAD_MUTEX_INITIALIZER};
+
+int pya__ismain(void) {
+  return pthread_equal(pthread_self(), pya__rt.main_thread);
+}
+
+int pya__gil_suspend(void) {
+  if (!pya__rt.gil_held) return 0;
+  pya__rt.gil_held = 0;
+  pya__rt.main_ts = PyEval_SaveThread();
+  return 1;
+}
+
+void pya__gil_restore(int token) {
+  if (!token) return;
+  PyEval_RestoreThread(pya__rt.main_ts);
+  pya__rt.gil_held = 1;
+}
+
+/* --- deferred releases ---------------------------------------------------- */
+
+static int grow(void **arr, int *cap, size_t size) {
+  int ncap = *cap ? *cap * 2 : 64;
+  void *n = realloc(*arr, (size_t)ncap * size);
+  if (!n) return 0;
+  *arr = n; *cap = ncap;
+  return 1;
+}
+
+void pya__defer_decref(PyObject *o) {
+  pya_Runtime *rt = &pya__rt;
+  pthread_mutex_lock(&rt->pending_mu);
+  if (rt->npobj < rt->cappobj ||
+      grow((void **)&rt->pending_obj, &rt->cappobj, sizeof(PyObject *))) {
+    rt->pending_obj[rt->npobj++] = o;
+    atomic_fetch_add(&rt->npending, 1);
+  }  /* out of memory: leaking one reference beats crashing */
+  pthread_mutex_unlock(&rt->pending_mu);
+}
+
+void pya__defer_unref(int ref) {
+  pya_Runtime *rt = &pya__rt;
+  if (ref == LUA_NOREF || ref == LUA_REFNIL) return;
+  pthread_mutex_lock(&rt->pending_mu);
+  if (rt->npref < rt->cappref ||
+      grow((void **)&rt->pending_ref, &rt->cappref, sizeof(int))) {
+    rt->pending_ref[rt->npref++] = ref;
+    atomic_fetch_add(&rt->npending, 1);
+  }
+  pthread_mutex_unlock(&rt->pending_mu);
+}
+
+/* Called with the GIL held.  Lua references are dropped only on the main
+** thread, with a Lua state at hand. */
+void pya__drain_pending(lua_State *L) {
+  pya_Runtime *rt = &pya__rt;
+  PyObject *local[64];
+  for (;;) {
+    int n = 0;
+    pthread_mutex_lock(&rt->pending_mu);
+    while (n < 64 && rt->npobj > 0) local[n++] = rt->pending_obj[--rt->npobj];
+    if (L && pya__ismain()) {
+      while (rt->npref > 0) {
+        luaL_unref(L, LUA_REGISTRYINDEX, rt->pending_ref[--rt->npref]);
+        atomic_fetch_sub(&rt->npending, 1);
+      }
+    }
+    atomic_fetch_sub(&rt->npending, n);
+    pthread_mutex_unlock(&rt->pending_mu);
+    if (n == 0) break;
+    /* decref outside the lock: a __del__ may defer more releases */
+    while (n > 0) Py_DECREF(local[--n]);
+  }
+}
+
+/* --- starting Python ------------------------------------------------------ */
+
+/* Extension modules (asyncio's _contextvars, numpy) resolve libpython's
+** symbols globally; a lua5.4 that dlopen()ed us RTLD_LOCAL hid them. */
+static void promote_libpython(void) {
+  Dl_info info;
+  if (dladdr((void *)&Py_InitializeFromConfig, &info) && info.dli_fname)
+    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL);
+}
+
+static const char *python_executable(char *buf, size_t n) {
+  const char *venv = getenv("VIRTUAL_ENV");
+  if (venv && *venv) {
+    snprintf(buf, n, "%s/bin/python", venv);
+    return buf;
+  }
+  return PYASYNC_PYTHON_EXECUTABLE;
+}
+
+static int start_python(lua_State *L) {
+  PyConfig config;
+  char buf[4096];
+  PyConfig_InitPythonConfig(&config);
+  config.install_signal_handlers = 0;  /* SIGINT belongs to the host */
+  config.parse_argv = 0;
+  PyStatus st = PyConfig_SetBytesString(&config, &config.executable,
+                                        python_executable(buf, sizeof buf));
+  if (!PyStatus_Exception(st)) st = Py_InitializeFromConfig(&config);
+  PyConfig_Clear(&config);
+  if (PyStatus_Exception(st))
+    return luaL_error(L, "pyasync: cannot initialize Python: %s",
+                      st.err_msg ? st.err_msg : "unknown error");
+  return 0;
+}
+
+/* Creates the Python module "pyasync" from helper.py plus the C parts. */
+static int setup_helper(void) {
+  PyObject *mod = PyImport_AddModule("pyasync");  /* borrowed */
+  if (!mod) return -1;
+  PyObject *d = PyModule_GetDict(mod);
+  if (PyDict_SetItemString(d, "__builtins__", PyEval_GetBuiltins()) < 0)
+    return -1;
+  PyObject *code = Py_CompileString(pya__src_helper_py, "<pyasync/helper.py>",
+                                    Py_file_input);
+  if (!code) return -1;
+  PyObject *r = PyEval_EvalCode(code, d, d);
+  Py_DECREF(code);
+  if (!r) return -1;
+  Py_DECREF(r);
+  Py_INCREF(mod);
+  pya__rt.helper = mod;
+  pya__rt.LuaError = PyDict_GetItemString(d, "LuaError");
+  Py_XINCREF(pya__rt.LuaError);
+  return pya__call_init(mod);
+}
+
+static void python_failed(lua_State *L, const char *what) {
+  PyObject *exc = pya__fetch_exc();
+  PyObject *s = exc ? PyObject_Str(exc) : NULL;
+  const char *msg = s ? PyUnicode_AsUTF8(s) : NULL;
+  lua_pushfstring(L, "pyasync: %s: %s", what, msg ? msg : "unknown error");
+  PyErr_Clear();
+  Py_XDECREF(s);
+  Py_XDECREF(exc);
+}
+
+int pya__init(lua_State *L) {
+  pya_Runtime *rt = &pya__rt;
+  if (rt->initialized) return 0;
+  promote_libpython();
+  rt->main_thread = pthread_self();
+  rt->mainL = L;
+  rt->L = L;
+  if (Py_IsInitialized()) {
+    /* Someone else embeds Python (invariant 10): borrow it. */
+    if (PyGILState_Ensure() == PyGILState_UNLOCKED) rt->gil_held = 1;
+    else rt->gil_held = 2;  /* the host holds it: never release */
+  } else {
+    start_python(L);
+    rt->owns_python = 1;
+    rt->gil_held = 1;
+  }
+  if (setup_helper() < 0) {
+    python_failed(L, "cannot set up the helper module");
+    return lua_error(L);
+  }
+  rt->initialized = 1;
+  if (rt->gil_held == 1) pya__gil_suspend();
+  return 0;
+}
+
+/* Stops the loop thread and finalizes Python on the thread that started it.
+** Proxies that outlive this (in a state not yet closed) are left dangling
+** on purpose: object.c checks pya__rt.initialized before touching them. */
+void pya__shutdown(lua_State *L) {
+  pya_Runtime *rt = &pya__rt;
+  if (!rt->initialized || rt->closing) return;
+  rt->closing = 1;
+  int tok = pya__gil_suspend();
+  pya__loop_stop();
+  pya__gil_restore(tok);
+  int took = pya__gil_enter(L);
+  pya__drain_pending(NULL);
+  if (rt->owns_python && pya__ismain()) {
+    Py_CLEAR(rt->helper);
+    Py_CLEAR(rt->LuaError);
+    rt->initialized = 0;
+    rt->gil_held = 0;
+    Py_FinalizeEx();
+    return;
+  }
+  pya__gil_leave(took);
+}

@@ -1,0 +1,290 @@
+/*
+** sched.c - the C half of the Lua task scheduler: submitting awaitables to
+** the loop thread, libuv timers for py.sleep and timeouts, and poll(), which
+** waits (GIL released) and hands a batch of completions to Lua, converted
+** under one GIL acquisition.  The scheduling policy is in lua/pyasync.
+*/
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pyasync_int.h"
+
+static long long next_id;
+static long long last_submit_ns;
+static pya_Comp *local_head, *local_tail;  /* main-thread records (timers) */
+static volatile sig_atomic_t interrupted;
+static lua_State *poll_L;
+
+static long long mono_ns(void) {
+  return (long long)(uv_hrtime());
+}
+
+static void local_push(pya_Comp *c) {
+  c->next = NULL;
+  if (local_tail) local_tail->next = c;
+  else local_head = c;
+  local_tail = c;
+}
+
+/* --- submitting ------------------------------------------------------------ */
+
+static int is_awaitable(PyObject *o) {
+  PyAsyncMethods *am = Py_TYPE(o)->tp_as_async;
+  return PyCoro_CheckExact(o) || (am && am->am_await);
+}
+
+/* Queues op on obj (borrowed, may be NULL); returns its id or 0 with a Python
+** exception set.  GIL held. */
+static long long submit(int op, PyObject *obj, long long id) {
+  if (pya__loop_start() < 0) return 0;
+  pya_Sub *s = calloc(1, sizeof *s);
+  if (!s) { PyErr_NoMemory(); return 0; }
+  s->op = op;
+  s->id = id ? id : ++next_id;
+  s->obj = obj;
+  Py_XINCREF(obj);
+  if (op == PYA_OP_AWAIT) {
+    s->ctx = PyContext_CopyCurrent();
+    atomic_fetch_add(&pya__inflight, 1);
+    last_submit_ns = mono_ns();
+  }
+  pya__submit(s);
+  return s->id;
+}
+
+/* core.submit(aw) -> id: aw starts on the loop thread now. */
+static int sched_submit(lua_State *L) {
+  PyObject *aw = pya__toobj(L, 1);
+  if (!aw) return luaL_error(L, "attempt to await a %s value (not awaitable)", luaL_typename(L, 1));
+  if (pya__rt.closing) return luaL_error(L, "pyasync is shut down: cannot start new work");
+  int took = pya__gil_enter(L);
+  long long id = 0;
+  char msg[160] = "";
+  if (!is_awaitable(aw))
+    snprintf(msg, sizeof msg, "attempt to await a '%.80s' object (not awaitable)", Py_TYPE(aw)->tp_name);
+  else if (!(id = submit(PYA_OP_AWAIT, aw, 0))) pya__pusherror(L);
+  pya__gil_leave(took);
+  if (*msg) return luaL_error(L, "%s", msg);
+  if (!id) return lua_error(L);
+  lua_pushinteger(L, (lua_Integer)id);
+  return 1;
+}
+
+/* core.cancel(id): task.cancel() on the loop thread, if it still runs. */
+static int sched_cancel(lua_State *L) {
+  long long id = (long long)luaL_checkinteger(L, 1);
+  if (pya__rt.closing || !pya__loop_running()) return 0;
+  pya_Sub *s = calloc(1, sizeof *s);
+  if (!s) return luaL_error(L, "out of memory");
+  s->op = PYA_OP_CANCEL;
+  s->id = id;
+  pya__submit(s);
+  return 0;
+}
+
+/* core.call_soon(f): f() on the loop thread, result ignored. */
+static int sched_call_soon(lua_State *L) {
+  PyObject *f = pya__checkobj(L, 1);
+  if (pya__rt.closing) return luaL_error(L, "pyasync is shut down: cannot start new work");
+  int took = pya__gil_enter(L);
+  long long id = submit(PYA_OP_CALL, f, -1);
+  if (!id) pya__pusherror(L);
+  pya__gil_leave(took);
+  if (!id) return lua_error(L);
+  return 0;
+}
+
+static int sched_newid(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)++next_id);
+  return 1;
+}
+
+/* --- timers ---------------------------------------------------------------- */
+
+typedef struct { uv_timer_t h; long long id; } Timer;
+static char TIMERS_KEY;  /* registry: id -> lightuserdata Timer */
+
+static void timer_free(uv_handle_t *h) { free(h); }
+
+static void timers_forget(lua_State *L, long long id) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &TIMERS_KEY);
+  lua_pushnil(L);
+  lua_rawseti(L, -2, (lua_Integer)id);
+  lua_pop(L, 1);
+}
+
+static void timer_fired(uv_timer_t *h) {
+  Timer *t = (Timer *)h;
+  pya_Comp *c = calloc(1, sizeof *c);
+  if (c) { c->kind = PYA_C_TIMER; c->id = t->id; local_push(c); }
+  if (poll_L) timers_forget(poll_L, t->id);
+  uv_close((uv_handle_t *)h, timer_free);
+}
+
+/* core.timer(seconds [, id]) -> id: a completion (id, true) after seconds. */
+static int sched_timer(lua_State *L) {
+  lua_Number s = luaL_checknumber(L, 1);
+  long long id = (long long)luaL_optinteger(L, 2, 0);
+  if (!id) id = ++next_id;
+  Timer *t = malloc(sizeof *t);
+  if (!t) return luaL_error(L, "out of memory");
+  t->id = id;
+  uv_timer_init(pya__uvloop(), &t->h);
+  uint64_t ms = s <= 0 ? 0 : (uint64_t)(s * 1000.0 + 0.5);
+  uv_timer_start(&t->h, timer_fired, ms, 0);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &TIMERS_KEY);
+  lua_pushlightuserdata(L, t);
+  lua_rawseti(L, -2, (lua_Integer)id);
+  lua_pop(L, 1);
+  lua_pushinteger(L, (lua_Integer)id);
+  return 1;
+}
+
+/* core.timer_stop(id): no completion will come for it. */
+static int sched_timer_stop(lua_State *L) {
+  long long id = (long long)luaL_checkinteger(L, 1);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &TIMERS_KEY);
+  Timer *t = lua_rawgeti(L, -1, (lua_Integer)id) == LUA_TLIGHTUSERDATA
+                 ? lua_touserdata(L, -1) : NULL;
+  lua_pop(L, 2);
+  if (t) {
+    timers_forget(L, id);
+    uv_timer_stop(&t->h);
+    uv_close((uv_handle_t *)&t->h, timer_free);
+  }
+  return 0;
+}
+
+/* --- polling --------------------------------------------------------------- */
+
+void pyasync_interrupt(void) {
+  interrupted = 1;
+  if (pya__rt.initialized) pya__wake_main();
+}
+
+/* Waits for something to happen, without the GIL.  Returns 0 when there is
+** nothing at all that could ever wake us. */
+static int wait_events(lua_State *L, int block) {
+  if (local_head || pya__completions_ready() || interrupted) {
+    uv_run(pya__uvloop(), UV_RUN_NOWAIT);
+    return 1;
+  }
+  if (!block) { uv_run(pya__uvloop(), UV_RUN_NOWAIT); return 1; }
+  long long inflight = atomic_load(&pya__inflight);
+  if (inflight > 0 && mono_ns() - last_submit_ns < 200000 && pya__spin_main())
+    return 1;
+  if (inflight == 0 && !uv_loop_alive(pya__uvloop()) && !pya__loop_running())
+    return 0;
+  poll_L = L;
+  pya__ref_completions(1);
+  uv_run(pya__uvloop(), UV_RUN_ONCE);
+  pya__ref_completions(0);
+  poll_L = NULL;
+  return 1;
+}
+
+static void deliver(lua_State *L, int buf, int *n, pya_Comp *c) {
+  lua_pushinteger(L, (lua_Integer)c->id);
+  lua_rawseti(L, buf, ++*n);
+  lua_pushboolean(L, c->kind != PYA_C_ERR);
+  lua_rawseti(L, buf, ++*n);
+  if (c->kind == PYA_C_ERR) pya__pushexc(L, c->value);
+  else if (c->value) pya__push(L, c->value);
+  else lua_pushnil(L);
+  lua_rawseti(L, buf, ++*n);
+}
+
+/* core.poll(buf, block) -> n: fills buf with (id, ok, value) triples.  A
+** negative count means nothing is left that could complete. */
+static int sched_poll(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int block = lua_toboolean(L, 2);
+  int tok = pya__gil_suspend();
+  int alive = wait_events(L, block);
+  pya__gil_restore(tok);
+  pya_Comp *c = pya__take_completions();
+  if (local_head) {  /* timers first: they are already due */
+    local_tail->next = c;
+    c = local_head;
+    local_head = local_tail = NULL;
+  }
+  int n = 0;
+  if (interrupted) {
+    interrupted = 0;
+    lua_pushinteger(L, 0); lua_rawseti(L, 1, ++n);
+    lua_pushboolean(L, 0); lua_rawseti(L, 1, ++n);
+    lua_pushliteral(L, "interrupted"); lua_rawseti(L, 1, ++n);
+  }
+  if (!c) { lua_pushinteger(L, alive || n ? n : -1); return 1; }
+  int took = pya__gil_enter(L);
+  while (c) {
+    pya_Comp *next = c->next;
+    if (c->kind == PYA_C_CALL) pya__run_call(c);  /* its caller frees it */
+    else {
+      if (c->kind != PYA_C_TIMER) atomic_fetch_sub(&pya__inflight, 1);
+      deliver(L, 1, &n, c);
+      Py_XDECREF(c->value);
+      free(c);
+    }
+    c = next;
+  }
+  pya__gil_leave(took);
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+static int sched_inflight(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)atomic_load(&pya__inflight));
+  return 1;
+}
+
+static int sched_in_remote_call(lua_State *L) {
+  lua_pushboolean(L, pya__rt.in_remote_call > 0);
+  return 1;
+}
+
+/* core.set_loop(kind): "asyncio" or "uvloop", before the loop starts. */
+static int sched_set_loop(lua_State *L) {
+  const char *k = luaL_checkstring(L, 1);
+  if (strcmp(k, "asyncio") && strcmp(k, "uvloop"))
+    return luaL_argerror(L, 1, "\"asyncio\" or \"uvloop\" expected");
+  if (pya__loop_running() && strcmp(k, pya__loop_kind()))
+    return luaL_error(L, "the %s loop is already running", pya__loop_kind());
+  pya__set_loop_kind(k);
+  return 0;
+}
+
+/* core.make_error(type, msg) -> PyError, e.g. CancelledError, TimeoutError */
+static int sched_make_error(lua_State *L) {
+  const char *type = luaL_checkstring(L, 1);
+  const char *msg = luaL_optstring(L, 2, "");
+  int took = pya__gil_enter(L);
+  pya__pusherr_simple(L, type, msg);
+  pya__gil_leave(took);
+  return 1;
+}
+
+static int sched_shutdown(lua_State *L) {
+  pya__shutdown(L);
+  return 0;
+}
+
+static const luaL_Reg sched_funcs[] = {
+  {"submit", sched_submit}, {"cancel", sched_cancel},
+  {"call_soon", sched_call_soon}, {"newid", sched_newid},
+  {"timer", sched_timer}, {"timer_stop", sched_timer_stop},
+  {"poll", sched_poll}, {"inflight", sched_inflight},
+  {"in_remote_call", sched_in_remote_call}, {"set_loop", sched_set_loop},
+  {"make_error", sched_make_error}, {"shutdown", sched_shutdown},
+  {NULL, NULL}};
+
+int luaopen_pyasync_sched(lua_State *L) {
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &TIMERS_KEY);
+  const char *kind = getenv("PYASYNC_LOOP");
+  if (kind && (!strcmp(kind, "uvloop") || !strcmp(kind, "asyncio")))
+    pya__set_loop_kind(kind);
+  luaL_setfuncs(L, sched_funcs, 0);
+  return 0;
+}

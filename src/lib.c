@@ -320,6 +320,7 @@ static void setobj(lua_State *L, const char *name, PyObject *o) {
 }
 
 int luaopen_pyasync_sched(lua_State *L);
+int luaopen_pyasync_stream(lua_State *L);
 
 PYASYNC_API int luaopen_pyasync_core(lua_State *L) {
   pya__init(L);
@@ -330,6 +331,7 @@ PYASYNC_API int luaopen_pyasync_core(lua_State *L) {
   luaopen_pyasync_object(L);
   luaopen_pyasync_error(L);
   luaopen_pyasync_sched(L);
+  luaopen_pyasync_stream(L);
   luaopen_pyasync_buffer(L);
   luaopen_pyasync_dlpack(L);
   int took = pya__gil_enter(L);

@@ -40,11 +40,8 @@
 ---Keyword arguments for a call, made by `py.kw{...}`; must be the last argument.
 ---@class pyasync.Kwargs
 
----The value `py.None`: converts to Python `None` where Lua cannot hold `nil`.
----@class pyasync.NoneType
-
 ---Any Lua value that converts to a Python object.
----@alias pyasync.Value nil|boolean|number|string|table|function|pyasync.Object|pyasync.NoneType|pyasync.View|pyasync.Tensor|pyasync.Queue
+---@alias pyasync.Value nil|boolean|number|string|table|function|pyasync.Object|pyasync.View|pyasync.Tensor|pyasync.Queue
 
 ---Something `py.await` accepts: a Python coroutine, Future, Task or object with
 ---`__await__` (as a proxy), or a pyasync `Task`.
@@ -80,8 +77,8 @@
 ---@class pyasync.AiterOpts
 ---@field prefetch? integer Let the loop thread run up to this many items ahead (default: lazy, one step at a time).
 
----Options for `py.gather` (table form).
----@class pyasync.GatherOpts
+---Options for `py.gather` (table form); `timeout` and `cancel` apply to all awaitables.
+---@class pyasync.GatherOpts: pyasync.AwaitOpts
 ---@field return_exceptions? boolean Put `PyError`s in the results instead of raising the first.
 
 ---A running piece of async work: a Python awaitable started with `py.start` or
@@ -90,13 +87,16 @@
 local Task = {}
 
 ---Waits for the task (yields in a task, drives the loop elsewhere) and returns its
----result, or raises its error. A task can be awaited once; a second await raises an error.
+---result(s), or raises its error. A task can be awaited once; a second await raises an
+---error. A timeout or cancelled token in `opts` cancels the task.
+---@param opts? pyasync.AwaitOpts
 ---@return any ...
-function Task:await() end
+function Task:await(opts) end
 
 ---Requests cancellation. For a Python task the coroutine sees `CancelledError`.
+---@param msg? string
 ---@return boolean pending `true` if the task was still pending, `false` if it had finished (nothing is done then).
-function Task:cancel() end
+function Task:cancel(msg) end
 
 ---@return boolean done `true` once the task has finished (result, error or cancellation).
 function Task:done() end
@@ -122,10 +122,17 @@ function CancelToken:cancel() end
 ---@class pyasync.TaskGroup
 local TaskGroup = {}
 
----Starts `aw` in the group.
+---Starts `aw` in the group (a pyasync `Task` is adopted). The group awaits it: read
+---the result with `t:result()`.
 ---@param aw pyasync.Awaitable
 ---@return pyasync.Task
 function TaskGroup:start(aw) end
+
+---Runs `fn(...)` as a Lua task in the group: `tg:start(py.spawn(fn, ...))`.
+---@param fn async fun(...: any): ...
+---@param ... any
+---@return pyasync.Task
+function TaskGroup:spawn(fn, ...) end
 
 ------------------------------------------------------------------------------
 -- Queues
@@ -250,7 +257,7 @@ function Tensor:release() end
 ---@field main pyasync.Object The `__main__` module.
 ---@field version string The version of pyasync.
 ---@field python_version string The version of the embedded Python.
----@field None pyasync.NoneType Converts to `None`; usable as a table value.
+---@field None pyasync.Object A proxy holding `None`; usable as a table value.
 ---@field LuaError pyasync.Object The Python class `pyasync.LuaError` raised in Python for Lua errors.
 local py = {}
 
@@ -272,25 +279,28 @@ function py.eval(expr, ns) end
 ---@return pyasync.Object
 function py.import(name) end
 
----Configures pyasync; call before anything that needs Python. `PYASYNC_LOOP=uvloop`
----does the same as `loop = "uvloop"`.
+---Configures pyasync. `path` can be given at any time; `loop` before the first async
+---operation (afterwards it raises an error). `PYASYNC_LOOP=uvloop` does the same as
+---`loop = "uvloop"`.
 ---@param opts pyasync.InitOpts
+---@return pyasync
 function py.init(opts) end
 
 -- §2 Values
 
----A Python `bytes` object holding the bytes of `s`.
----@param s string
+---A Python `bytes` object holding the bytes of `s` (given a proxy: `bytes(obj)`).
+---@param s string|pyasync.Object
 ---@return pyasync.Object
 function py.bytes(s) end
 
----A Python `list` made from the sequence `t`.
----@param t table
+---A Python `list` made from the sequence `t` (given a proxy: `list(obj)`).
+---@param t table|pyasync.Object
 ---@return pyasync.Object
 function py.list(t) end
 
----A Python `dict` made from the table `t` (`py.dict{}` is an empty dict; `{}` converts to a list).
----@param t table
+---A Python `dict` made from the table `t` (`py.dict{}` is an empty dict; `{}` converts to
+---a list; a sequence gets the keys 1..n). Given a proxy: `dict(obj)`.
+---@param t? table|pyasync.Object
 ---@return pyasync.Object
 function py.dict(t) end
 
@@ -341,7 +351,8 @@ function py.setitem(obj, k, v) end
 ---@param k any
 function py.delitem(obj, k) end
 
----Calls `obj(*args, **kwargs)`.
+---Calls `obj(*args, **kwargs)`; `args` may carry an `n` field when it holds `nil`s.
+---Never drops a receiver argument.
 ---@param obj pyasync.Object
 ---@param args? any[]
 ---@param kwargs? table<string, any>
@@ -358,7 +369,7 @@ function py.iter(obj) end
 ---@return table
 function py.totable(obj) end
 
----The name of the Python type of `obj`, e.g. `"list"`.
+---The name of the Python type of `obj`, e.g. `"list"` (for a Lua value: of its conversion).
 ---@param obj any
 ---@return string
 function py.type(obj) end
@@ -398,41 +409,45 @@ function py.iserror(e, name_or_class) end
 ---@return any
 function py.await(aw, opts) end
 
----Schedules `aw` on the Python loop now and returns a `Task` at once.
+---Schedules `aw` on the Python loop now and returns a `Task` at once (a pyasync `Task`
+---is returned unchanged). `opts` is reserved.
 ---@param aw pyasync.Awaitable
----@param opts? pyasync.AwaitOpts
+---@param opts? table
 ---@return pyasync.Task
 function py.start(aw, opts) end
 
----Runs `fn(...)` as a new Lua task.
+---Runs `fn(...)` as a new Lua task, started at the scheduler's next turn.
 ---@param fn async fun(...: any): ...
 ---@param ... any
 ---@return pyasync.Task
 function py.spawn(fn, ...) end
 
 ---Runs `fn(...)` as a task and drives the loop until it and the tasks it spawned
----finish; returns its results or raises its error.
+---finish; returns its results or raises its error. Inside a task: spawns and awaits `fn`.
 ---@param fn async fun(...: any): ...
 ---@param ... any
 ---@return any ...
 function py.run(fn, ...) end
 
----Sleeps `s` seconds on the libuv loop (yields in a task).
+---Sleeps `s` seconds on the libuv loop (yields in a task, drives the loop elsewhere).
+---`opts.cancel` ends it early with `CancelledError`.
 ---@param s number
-function py.sleep(s) end
+---@param opts? pyasync.AwaitOpts
+function py.sleep(s, opts) end
 
----Runs awaitables concurrently on the Python loop; returns their results in order.
----Either `py.gather(aw1, aw2, ...)` or `py.gather({aw1, aw2, ...}, opts)`.
+---Runs awaitables concurrently on the Python loop; returns their results in order,
+---with the count in field `n`. Either `py.gather(aw1, aw2, ...)` or
+---`py.gather({aw1, aw2, ...}, opts)`. The first error cancels the rest and is raised,
+---unless `opts.return_exceptions`.
 ---@param aws pyasync.Awaitable[]
 ---@param opts? pyasync.GatherOpts
----@return any[]
----@overload fun(...: pyasync.Awaitable): any[]
+---@return table results
+---@overload fun(...: pyasync.Awaitable): table
 function py.gather(aws, opts) end
 
 ---Calls `fn(tg)` and waits for every task started with `tg:start`; the first failure
 ---cancels the rest and is raised (asyncio.TaskGroup semantics).
 ---@param fn async fun(tg: pyasync.TaskGroup)
----@return any ...
 function py.taskgroup(fn) end
 
 ---A new cancellation token.

@@ -204,6 +204,14 @@ void pya__run_call(pya_Comp *c) {
     r = call_here(f->ref, &PyTuple_GET_ITEM(c->value, 0), (Py_ssize_t)c->id, c->kwargs);
   pya__rt.in_remote_call--;
   pya__rt.gil_held = saved;
+  if (c->nowait) {  /* nobody to hand an error to: report it */
+    if (!r) PyErr_WriteUnraisable(c->func ? c->func : Py_None);
+    Py_XDECREF(r);
+    Py_CLEAR(c->value);
+    Py_CLEAR(c->func);
+    free(c);
+    return;
+  }
   c->reply_ok = r != NULL;
   c->reply = r ? r : pya__fetch_exc();
   if (!c->reply) { c->reply = Py_None; Py_INCREF(Py_None); c->reply_ok = 1; }
@@ -222,6 +230,7 @@ void pya__refuse_call(pya_Comp *c) {
   if (c->value) pya__defer_decref(c->value);
   if (c->kwargs) pya__defer_decref(c->kwargs);
   c->func = c->value = c->kwargs = NULL;
+  if (c->nowait) { free(c); return; }
   c->reply = NULL;
   c->reply_ok = 0;
   pthread_mutex_lock(&call_mu);
@@ -284,8 +293,32 @@ static PyObject *h_unref(PyObject *self, PyObject *arg) {
   Py_RETURN_NONE;
 }
 
+/* _post_lua(f, *args): f(*args) on the main thread when it next polls;
+** returns at once (for py.async_fn, so the loop never waits on Lua). */
+static PyObject *h_post_lua(PyObject *self, PyObject *const *args, Py_ssize_t n) {
+  (void)self;
+  if (n < 1 || Py_TYPE(args[0]) != &LuaFunc_Type)
+    return PyErr_Format(PyExc_TypeError, "_post_lua(luafunction, *args)");
+  pya_Comp *c = calloc(1, sizeof *c);
+  if (!c) return PyErr_NoMemory();
+  c->kind = PYA_C_CALL;
+  c->nowait = 1;
+  c->func = args[0];
+  Py_INCREF(args[0]);
+  c->value = PyTuple_New(n - 1);
+  if (!c->value) { Py_DECREF(c->func); free(c); return NULL; }
+  for (Py_ssize_t i = 1; i < n; i++) {
+    Py_INCREF(args[i]);
+    PyTuple_SET_ITEM(c->value, i - 1, args[i]);
+  }
+  c->id = n - 1;
+  pya__post(c);
+  Py_RETURN_NONE;
+}
+
 static PyMethodDef helper_methods[] = {
   {"_unref", h_unref, METH_O, NULL},
+  {"_post_lua", (PyCFunction)(void (*)(void))h_post_lua, METH_FASTCALL, NULL},
   {NULL, NULL, 0, NULL}};
 
 int pya__call_init(PyObject *helper) {

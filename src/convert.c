@@ -84,6 +84,14 @@ static PyObject *table_topy(lua_State *L, int idx, int seen, int depth) {
     int iserr = lua_rawequal(L, -1, -2);
     lua_pop(L, 2);
     if (iserr) return error_topy(L, idx);
+    /* a Lua object standing for a Python one (py.Queue): its _obj proxy */
+    if (luaL_getmetafield(L, idx, "__pyobject") != LUA_TNIL) {
+      lua_pop(L, 1);
+      lua_getfield(L, idx, "_obj");
+      PyObject *o = pya__toobj(L, -1);
+      lua_pop(L, 1);
+      if (o) { Py_INCREF(o); return o; }
+    }
   }
   if (depth >= MAX_DEPTH) {
     PyErr_SetString(PyExc_ValueError, "table nested too deeply");

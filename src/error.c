@@ -90,12 +90,14 @@ static int error_tostring(lua_State *L) {
 /* py.iserror(e [, name_or_class]): a PyError, of that class (or a subclass;
 ** a name matches any class of the exception's MRO). */
 static int error_iserror(lua_State *L) {
+  lua_settop(L, 2);
   int is = lua_getmetatable(L, 1);
   if (is) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &ERROR_KEY);
     is = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
   }
-  if (!is || lua_isnoneornil(L, 2)) { lua_pushboolean(L, is); return 1; }
+  if (!is || lua_isnil(L, 2)) { lua_pushboolean(L, is); return 1; }
   lua_getfield(L, 1, "exception");
   PyObject *exc = pya__toobj(L, -1);
   if (!exc) { lua_pushboolean(L, 0); return 1; }

@@ -97,7 +97,7 @@ def _start(aw, ctx, wid):
     elif isinstance(aw, asyncio.Future):
         t = asyncio.ensure_future(aw, loop=loop)
     else:
-        t = loop.create_task(_wrap_awaitable(aw), context=ctx)
+        return _start(_wrap_awaitable(aw), ctx, wid)
     _tasks[wid] = t
     t.add_done_callback(lambda f, wid=wid: _done(wid, f))
     return False
@@ -143,3 +143,273 @@ def _wind_down(loop, efd):
         loop.remove_reader(efd)
         asyncio.set_event_loop(None)
         loop.close()
+
+
+def _aclose_bg(obj):
+    """aclose() an abandoned async iterator without anyone waiting."""
+    import asyncio
+    close = getattr(obj, "aclose", None)
+    if close is None:
+        return
+    t = _loop.create_task(close())
+    t.add_done_callback(_report_failure)
+
+
+def _report_failure(t):
+    if not t.cancelled() and t.exception() is not None:
+        e = t.exception()
+        sys.stderr.write("pyasync: aclose() failed: %s\n" % "".join(
+            _tb.format_exception(type(e), e, e.__traceback__)).rstrip())
+
+
+# --- streams ------------------------------------------------------------------
+
+class _Batch(tuple):
+    """Items handed to Lua as one Lua table (converted under one GIL hold)."""
+    __slots__ = ()
+
+
+_EMPTY = _Batch()
+
+
+class _Lazy:
+    """One __anext__ per Lua step."""
+    __slots__ = ("ait",)
+
+    def __init__(self, obj):
+        aiter_ = getattr(type(obj), "__aiter__", None)
+        if aiter_ is None:
+            raise TypeError("'%s' object is not async iterable" % type(obj).__name__)
+        self.ait = aiter_(obj)
+
+    async def step(self):
+        try:
+            return _Batch((await self.ait.__anext__(),))
+        except StopAsyncIteration:
+            return _EMPTY
+
+    async def aclose(self):
+        close = getattr(self.ait, "aclose", None)
+        if close is not None:
+            await close()
+
+
+class _Prefetch(_Lazy):
+    """A pump task on the loop runs up to n items ahead of Lua."""
+    __slots__ = ("n", "buf", "pump", "waiter", "room", "end")
+
+    def __init__(self, obj, n):
+        super().__init__(obj)
+        self.n = max(1, int(n))
+        self.buf = []
+        self.pump = None
+        self.waiter = None      # future a step waits on while buf is empty
+        self.room = None        # future the pump waits on while buf is full
+        self.end = None         # (exception or None) once the source ended
+
+    def _wake(self, attr):
+        f = getattr(self, attr)
+        if f is not None:
+            setattr(self, attr, None)
+            if not f.done():
+                f.set_result(None)
+
+    async def _run(self):
+        import asyncio
+        loop = asyncio.get_running_loop()
+        nxt = self.ait.__anext__
+        try:
+            while True:
+                while len(self.buf) >= self.n:
+                    self.room = loop.create_future()
+                    await self.room
+                item = await nxt()  # step() may swap buf meanwhile
+                self.buf.append(item)
+                self._wake("waiter")
+        except StopAsyncIteration:
+            self.end = (None,)
+        except asyncio.CancelledError:
+            self.end = (None,)
+            raise
+        except BaseException as e:
+            self.end = (e,)
+        finally:
+            self._wake("waiter")
+
+    async def step(self):
+        import asyncio
+        if self.pump is None:
+            self.pump = asyncio.get_running_loop().create_task(self._run())
+        while not self.buf:
+            if self.end is not None:
+                if self.end[0] is not None:
+                    e, self.end = self.end[0], (None,)
+                    raise e
+                return _EMPTY
+            self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
+        items, self.buf = _Batch(self.buf), []
+        self._wake("room")
+        return items
+
+    async def aclose(self):
+        import asyncio
+        p = self.pump
+        if p is not None and not p.done():
+            p.cancel()
+            try:
+                await p
+            except asyncio.CancelledError:
+                pass
+        await _Lazy.aclose(self)
+
+
+def _aiter(obj, prefetch=None):
+    if prefetch:
+        return _Prefetch(obj, prefetch)
+    return _Lazy(obj)
+
+
+# --- the Queue bridge -----------------------------------------------------------
+
+def _queue_class():
+    import asyncio
+
+    class QueueShutDown(Exception):
+        """Raised by a closed pyasync Queue: put after close, get once drained."""
+
+    class Queue(asyncio.Queue):
+        """asyncio.Queue with close(): getters drain what is left, then the end."""
+        _closed = False
+
+        def close(self):
+            self._closed = True
+            for waiters in (self._getters, self._putters):
+                while waiters:
+                    w = waiters.popleft()
+                    if not w.done():
+                        w.set_result(None)
+
+        @property
+        def closed(self):
+            return self._closed
+
+        async def put(self, item):
+            while self.full():
+                if self._closed:
+                    raise QueueShutDown("put on a closed queue")
+                putter = self._get_loop().create_future()
+                self._putters.append(putter)
+                try:
+                    await putter
+                except BaseException:
+                    putter.cancel()
+                    try:
+                        self._putters.remove(putter)
+                    except ValueError:
+                        pass
+                    if not self.full() and not putter.cancelled():
+                        self._wakeup_next(self._putters)
+                    raise
+            return self.put_nowait(item)
+
+        def put_nowait(self, item):
+            if self._closed:
+                raise QueueShutDown("put on a closed queue")
+            return super().put_nowait(item)
+
+        async def get(self):
+            while self.empty():
+                if self._closed:
+                    raise QueueShutDown("queue closed and drained")
+                getter = self._get_loop().create_future()
+                self._getters.append(getter)
+                try:
+                    await getter
+                except BaseException:
+                    getter.cancel()
+                    try:
+                        self._getters.remove(getter)
+                    except ValueError:
+                        pass
+                    if not self.empty() and not getter.cancelled():
+                        self._wakeup_next(self._getters)
+                    raise
+            return self.get_nowait()
+
+        def get_nowait(self):
+            if self.empty() and self._closed:
+                raise QueueShutDown("queue closed and drained")
+            return super().get_nowait()
+
+    return Queue, QueueShutDown
+
+
+Queue, QueueShutDown = _queue_class()
+
+
+async def _q_put_nowait(q, v):
+    q.put_nowait(v)
+
+
+async def _q_get_nowait(q):
+    return q.get_nowait()
+
+
+async def _q_close(q):
+    q.close()
+
+
+async def _q_get_or_end(q):
+    """For q:get() and q:items(): an empty _Batch once closed and drained."""
+    try:
+        return _Batch((await q.get(),))
+    except QueueShutDown:
+        return _EMPTY
+
+
+# --- Python awaiting Lua --------------------------------------------------------
+
+_lua_waits = {}
+_lua_next = 0
+
+
+def _async_fn(spawn, cancel, name="lua_function"):
+    """An async callable: awaiting it runs a Lua task via spawn(token, args,
+    kwargs) on the main thread; cancel(token) cancels that task."""
+    import asyncio
+
+    async def lua_async_function(*args, **kwargs):
+        global _lua_next
+        fut = asyncio.get_running_loop().create_future()
+        _lua_next += 1
+        token = _lua_next
+        _lua_waits[token] = fut
+        _post_lua(spawn, token, args, kwargs)
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            if _lua_waits.pop(token, None) is not None:
+                _post_lua(cancel, token)
+            raise
+        finally:
+            _lua_waits.pop(token, None)
+
+    lua_async_function.__qualname__ = lua_async_function.__name__ = name
+    return lua_async_function
+
+
+def _lua_resolve(token, ok, value):
+    """Main thread -> loop (via call_soon): settle the future of token."""
+    fut = _lua_waits.pop(token, None)
+    if fut is None or fut.done():
+        return
+    if ok:
+        fut.set_result(value)
+    else:
+        fut.set_exception(value)
+
+
+def _resolver(token, ok, value):
+    import functools
+    return functools.partial(_lua_resolve, token, ok, value)

@@ -288,7 +288,7 @@ static int lib_totable(lua_State *L) {
 static int lib_setpath(lua_State *L) {
   int took = pya__gil_enter(L);
   PyObject *p = pya__topy(L, 1);
-  PyObject *r = p ? PyObject_CallMethod(pya__rt.helper, "_prepend_path", "O", p) : NULL;
+  PyObject *r = p ? PyObject_CallMethod(pya__rt.helper, "_prepend_path", "(O)", p) : NULL;
   Py_XDECREF(p);
   int ok = r != NULL;
   Py_XDECREF(r);

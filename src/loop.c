@@ -37,7 +37,7 @@ static atomic_int loop_exited;
 atomic_llong pya__inflight;           /* awaits submitted, not delivered */
 
 /* Loop-thread state, touched only with the GIL held by the loop thread. */
-static PyObject *start_fn, *tasks, *cancel_fn, *stop_fn;
+static PyObject *start_fn, *tasks, *cancel_fn, *stop_fn, *aclose_fn;
 
 /* --- queues ---------------------------------------------------------------- */
 
@@ -136,6 +136,12 @@ static void run_sub(pya_Sub *s, int *all_eager) {
       break;
     case PYA_OP_CALL: {
       PyObject *r = PyObject_CallNoArgs(s->obj);
+      if (!r) PyErr_WriteUnraisable(s->obj);
+      Py_XDECREF(r);
+      break;
+    }
+    case PYA_OP_ACLOSE: {
+      PyObject *r = PyObject_CallOneArg(aclose_fn, s->obj);
       if (!r) PyErr_WriteUnraisable(s->obj);
       Py_XDECREF(r);
       break;
@@ -274,6 +280,7 @@ static void *loop_main(void *arg) {
   Py_CLEAR(tasks);
   Py_CLEAR(cancel_fn);
   Py_CLEAR(stop_fn);
+  Py_CLEAR(aclose_fn);
   if (ready_state == 0) set_ready(-1);
   PyGILState_Release(g);
   atomic_store(&loop_exited, 1);
@@ -314,7 +321,8 @@ int pya__loop_start(void) {
   pya__uvloop();
   if (PyModule_AddFunctions(pya__rt.helper, loop_methods) < 0) return -1;
   if (!(start_fn = helper_attr("_start")) || !(cancel_fn = helper_attr("_cancel")) ||
-      !(stop_fn = helper_attr("_stop")) || !(tasks = helper_attr("_tasks")))
+      !(stop_fn = helper_attr("_stop")) || !(tasks = helper_attr("_tasks")) ||
+      !(aclose_fn = helper_attr("_aclose_bg")))
     return -1;
   efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (efd < 0) { PyErr_SetFromErrno(PyExc_OSError); return -1; }

@@ -288,7 +288,7 @@ static int pairs_next(lua_State *L) {
 static int object_pairs(lua_State *L) {
   PyObject *o = pya__checkobj(L, 1);
   int took = pya__gil_enter(L);
-  PyObject *it = PyObject_CallMethod(pya__rt.helper, "_pairs", "O", o);
+  PyObject *it = PyObject_CallMethod(pya__rt.helper, "_pairs", "(O)", o);
   int ok = it != NULL;
   if (ok) {
     lua_pushcfunction(L, pairs_next);

@@ -130,7 +130,7 @@ void pya__run_call(pya_Comp *c);
 void pya__refuse_call(pya_Comp *c);    /* no GIL: fail it, shutting down */
 
 /* --- loop thread and queues (loop.c) -------------------------------------- */
-enum { PYA_OP_AWAIT = 1, PYA_OP_CANCEL, PYA_OP_CALL, PYA_OP_STOP };
+enum { PYA_OP_AWAIT = 1, PYA_OP_CANCEL, PYA_OP_CALL, PYA_OP_ACLOSE, PYA_OP_STOP };
 
 typedef struct pya_Sub {      /* main thread -> loop thread */
   struct pya_Sub *next;
@@ -147,6 +147,7 @@ struct pya_Comp {             /* loop thread -> main thread */
   PyObject *value;            /* owned: result, exception, or args tuple */
   /* for PYA_C_CALL: the loop thread waits on done */
   PyObject *func; PyObject *kwargs; PyObject *reply; int reply_ok;
+  int nowait;                 /* PYA_C_CALL nobody waits for */
   atomic_int done;
 };
 enum { PYA_C_OK = 1, PYA_C_ERR, PYA_C_CANCELLED, PYA_C_TIMER, PYA_C_CALL };
@@ -168,6 +169,10 @@ void pya__wake_main(void);
 void pya__ref_completions(int on);
 void pya__set_loop_kind(const char *kind);
 const char *pya__loop_kind(void);
+
+/* --- streams (stream.c) --------------------------------------------------- */
+int pya__isbatch(PyObject *o);
+void pya__push_batch(lua_State *L, PyObject *o);
 
 /* --- buffers and DLPack (buffer.c, dlpack.c) ------------------------------ */
 /* Python objects sharing the memory of a View / Tensor userdata at idx

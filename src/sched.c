@@ -190,6 +190,7 @@ static void deliver(lua_State *L, int buf, int *n, pya_Comp *c) {
   lua_pushboolean(L, c->kind != PYA_C_ERR);
   lua_rawseti(L, buf, ++*n);
   if (c->kind == PYA_C_ERR) pya__pushexc(L, c->value);
+  else if (c->value && pya__isbatch(c->value)) pya__push_batch(L, c->value);
   else if (c->value) pya__push(L, c->value);
   else lua_pushnil(L);
   lua_rawseti(L, buf, ++*n);

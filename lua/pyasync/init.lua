@@ -552,6 +552,207 @@ function py.taskgroup(fn)
 end
 
 ---------------------------------------------------------------------------
+-- Async iteration (API.md section 6)
+---------------------------------------------------------------------------
+
+local helper = core._helper
+
+-- Awaits aw; returns ok, value instead of raising.
+local function await_raw(aw, opts)
+  local w = new_waiter(core.submit(aw))
+  return py._wait(w, opts)
+end
+
+local AIter = {}
+AIter.__index = AIter
+
+local function aiter_next(st)
+  local i = st.i
+  if i < st.n then
+    i = i + 1
+    st.i = i
+    local v = st.buf[i]
+    st.buf[i] = nil
+    return v
+  end
+  if st.done then return nil end
+  local ok, batch = await_raw(st.src:step())
+  if not ok then
+    st.done = true
+    error(batch, 2)
+  end
+  if batch.n == 0 then
+    st.done = true
+    return nil
+  end
+  st.buf, st.i, st.n = batch, 1, batch.n
+  local v = batch[1]
+  batch[1] = nil
+  return v
+end
+
+-- Can this coroutine wait for aclose() right here?
+local function can_wait()
+  local co, ismain = co_running()
+  local t = not ismain and tasks_of[co]
+  if t and t.co == co then return co_isyieldable() end
+  return not core.in_remote_call()
+end
+
+-- Early exit (break, return, goto, error): aclose() has run before the next
+-- statement.  Exhaustion or an error from the generator closes nothing.
+function AIter.__close(st, err)
+  if st.done or st.closed then return end
+  st.closed = true
+  if not can_wait() then
+    core.aclose_nowait(st.src)
+    return
+  end
+  local ok, e = await_raw(st.src:aclose())
+  if not ok then
+    if err == nil then error(e, 0) end
+    io.stderr:write("pyasync: aclose() failed while unwinding: ", tostring(e), "\n")
+  end
+end
+
+-- An abandoned iterator: aclose() without waiting.
+function AIter.__gc(st)
+  if not st.done and not st.closed then
+    st.closed = true
+    core.aclose_nowait(st.src)
+  end
+end
+
+--- py.aiter(x [, opts]) -> generic-for iterator over an async iterable.
+function py.aiter(x, opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'aiter' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  local pf = opts and opts.prefetch
+  if pf ~= nil and (math.type(pf) ~= "integer" or pf < 1) then
+    error("bad argument #2 to 'aiter' (prefetch must be a positive integer)", 2)
+  end
+  if type(x) ~= "userdata" then
+    error("bad argument #1 to 'aiter' (async iterable expected, got " .. type(x) .. ")", 2)
+  end
+  local st = setmetatable({src = core.aiter_open(x, pf), buf = nil, i = 0, n = 0,
+                           done = false}, AIter)
+  return aiter_next, st, nil, st
+end
+
+---------------------------------------------------------------------------
+-- Queue
+---------------------------------------------------------------------------
+
+local Queue = {__pyobject = true}
+Queue.__index = Queue
+
+--- py.Queue([maxsize]) -> an asyncio.Queue on the loop thread.
+function py.Queue(maxsize)
+  if maxsize ~= nil and math.type(maxsize) ~= "integer" then
+    error("bad argument #1 to 'Queue' (integer expected, got " .. type(maxsize) .. ")", 2)
+  end
+  return setmetatable({_obj = helper.Queue(maxsize or 0)}, Queue)
+end
+
+function Queue:put(v, opts)
+  local ok, e = await_raw(self._obj.put(v), opts)
+  if not ok then error(e, 2) end
+end
+
+-- One item, or nil once the queue is closed and drained.
+function Queue:get(opts)
+  local ok, b = await_raw(helper._q_get_or_end(self._obj), opts)
+  if not ok then error(b, 2) end
+  return b[1]
+end
+
+function Queue:put_nowait(v)
+  local ok, e = await_raw(helper._q_put_nowait(self._obj, v))
+  if not ok then error(e, 2) end
+end
+
+function Queue:get_nowait()
+  local ok, v = await_raw(helper._q_get_nowait(self._obj))
+  if not ok then error(v, 2) end
+  if v == nil then return py.None end
+  return v
+end
+
+function Queue:qsize() return self._obj:qsize() end
+function Queue:empty() return self._obj:empty() end
+function Queue:full() return self._obj:full() end
+function Queue:closed() return self._obj.closed end
+
+function Queue:close()
+  local ok, e = await_raw(helper._q_close(self._obj))
+  if not ok then error(e, 2) end
+end
+
+--- q:items([token]): generic for until the queue is closed and drained or
+--- the token is cancelled.
+function Queue:items(token)
+  local q = self._obj
+  return function()
+    if token and token.cancelled then return nil end
+    local ok, b = await_raw(helper._q_get_or_end(q), token and {cancel = token})
+    if not ok then
+      if token and token.cancelled and py.iserror(b, "CancelledError") then return nil end
+      error(b, 2)
+    end
+    return b[1]
+  end
+end
+
+function Queue:__tostring()
+  return "pyasync.Queue(" .. tostring(self._obj:qsize()) .. " items)"
+end
+
+py._Queue = Queue
+
+---------------------------------------------------------------------------
+-- Python awaiting Lua
+---------------------------------------------------------------------------
+
+-- The Python exception for a Lua error value (a PyError gives its own).
+local function exception_of(err)
+  if py.iserror(err) then return err.exception end
+  local msg = type(err) == "string" and err or tostring(err)
+  return py.LuaError(msg, debug.traceback("", 2), core.ref(err))
+end
+
+--- py.async_fn(fn) -> Python async callable running fn as a Lua task.
+function py.async_fn(fn)
+  if type(fn) ~= "function" then
+    error("bad argument #1 to 'async_fn' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  local running = {}
+  local function spawn(token, args, kwargs)
+    local n, a = #args, {}
+    for i = 1, n do a[i] = args[i - 1] end
+    if #kwargs > 0 then n = n + 1; a[n] = py.totable(kwargs) end
+    local t = py.spawn(fn, unpack(a, 1, n))
+    t.awaited = true
+    running[token] = t
+    on_done(t, function(d)
+      running[token] = nil
+      local cb
+      if d.results then
+        cb = helper._resolver(token, true, d.results[1])
+      else
+        cb = helper._resolver(token, false, exception_of(d.error))
+      end
+      core.call_soon(cb)
+    end)
+  end
+  local function cancel(token)
+    local t = running[token]
+    if t then t:cancel() end
+  end
+  return helper._async_fn(spawn, cancel)
+end
+
+---------------------------------------------------------------------------
 -- init
 ---------------------------------------------------------------------------
 

@@ -3,26 +3,39 @@
 ** sections 1-4) and pyasync itself, whose Lua part (lua/pyasync/init.lua)
 ** is compiled in so the host binary needs no LUA_PATH.
 */
+#include <string.h>
+
 #include "pyasync_int.h"
 
 /* --- code and modules ----------------------------------------------------- */
 
-/* The globals dict for ns at idx: a module, a dict, or __main__. */
-static PyObject *namespace(lua_State *L, int idx) {
-  if (lua_isnoneornil(L, idx)) return PyModule_GetDict(PyImport_AddModule("__main__"));
+/* The ns argument at idx: a module or dict proxy, or NULL for __main__.
+** Checked before the GIL is taken: a bad one raises. */
+static PyObject *check_namespace(lua_State *L, int idx) {
+  if (lua_isnoneornil(L, idx)) return NULL;
   PyObject *o = pya__checkobj(L, idx);
-  if (PyModule_Check(o)) return PyModule_GetDict(o);
-  if (PyDict_Check(o)) return o;
-  luaL_argerror(L, idx, "module or dict expected");
-  return NULL;
+  luaL_argcheck(L, PyModule_Check(o) || PyDict_Check(o), idx, "module or dict expected");
+  return o;
+}
+
+/* Its globals dict (borrowed; GIL held).  Like exec(), a dict without
+** __builtins__ gets them: some code (numpy's) needs them in its caller. */
+static PyObject *namespace(PyObject *ns) {
+  if (!ns) ns = PyImport_AddModule("__main__");
+  if (ns && PyModule_Check(ns)) return PyModule_GetDict(ns);
+  if (ns && !PyDict_GetItemString(ns, "__builtins__") &&
+      PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) < 0) return NULL;
+  return ns;
 }
 
 static int run(lua_State *L, int mode) {
-  const char *src = luaL_checkstring(L, 1);
-  if (!lua_isnoneornil(L, 2)) pya__checkobj(L, 2);
+  size_t len;
+  const char *src = luaL_checklstring(L, 1, &len);
+  luaL_argcheck(L, strlen(src) == len, 1, "source contains a NUL byte");
+  PyObject *ns = check_namespace(L, 2);
   int took = pya__gil_enter(L);
-  PyObject *g = namespace(L, 2);
-  PyObject *code = Py_CompileString(src, mode == Py_eval_input ? "<eval>" : "<exec>", mode);
+  PyObject *g = namespace(ns);
+  PyObject *code = g ? Py_CompileString(src, mode == Py_eval_input ? "<eval>" : "<exec>", mode) : NULL;
   PyObject *r = code ? PyEval_EvalCode(code, g, g) : NULL;
   Py_XDECREF(code);
   int ok = r != NULL, n = 0;
@@ -71,24 +84,28 @@ static int push_new(lua_State *L, PyObject *r) {
   return 1;
 }
 
+/* The ops run with the GIL held: the lib_ functions check the arguments
+** first, for a failed luaL_check* would leave the GIL taken. */
 static PyObject *arg_topy(lua_State *L, int idx) { return pya__topy(L, idx); }
 
 static int op_getattr(lua_State *L, PyObject *o) {
-  return push_new(L, PyObject_GetAttrString(o, luaL_checkstring(L, 2)));
+  return push_new(L, PyObject_GetAttrString(o, lua_tostring(L, 2)));
 }
 static int op_setattr(lua_State *L, PyObject *o) {
   PyObject *v = arg_topy(L, 3);
-  int r = v ? PyObject_SetAttrString(o, luaL_checkstring(L, 2), v) : -1;
+  int r = v ? PyObject_SetAttrString(o, lua_tostring(L, 2), v) : -1;
   Py_XDECREF(v);
   return r;
 }
 static int op_hasattr(lua_State *L, PyObject *o) {
-  lua_pushboolean(L, PyObject_HasAttrString(o, luaL_checkstring(L, 2)));
+  lua_pushboolean(L, PyObject_HasAttrString(o, lua_tostring(L, 2)));
   return 1;
 }
 static int op_item(lua_State *L, PyObject *o) {
   PyObject *k = arg_topy(L, 2);
-  return k ? (push_new(L, PyObject_GetItem(o, k)) + (Py_DECREF(k), 0)) : -1;
+  PyObject *r = k ? PyObject_GetItem(o, k) : NULL;
+  Py_XDECREF(k);
+  return push_new(L, r);
 }
 static int op_setitem(lua_State *L, PyObject *o) {
   PyObject *k = arg_topy(L, 2), *v = k ? arg_topy(L, 3) : NULL;
@@ -104,40 +121,80 @@ static int op_delitem(lua_State *L, PyObject *o) {
   return r;
 }
 static int op_call(lua_State *L, PyObject *o) {
-  /* py.call(f, {args}, {kwargs}): unpack onto the stack, kwargs as py.kw */
-  lua_settop(L, 3);
-  int base = lua_gettop(L);
-  if (!lua_isnil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_getfield(L, 2, "n");
-    lua_Integer n = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : (lua_Integer)lua_rawlen(L, 2);
-    lua_pop(L, 1);
-    luaL_checkstack(L, (int)n + 2, "too many arguments");
-    for (lua_Integer i = 1; i <= n; i++) lua_rawgeti(L, 2, i);
-  }
-  if (!lua_isnil(L, 3)) {
-    luaL_checktype(L, 3, LUA_TTABLE);
-    lua_pushvalue(L, 3);
-    luaL_setmetatable(L, PYA_KW);
-  }
-  return push_new(L, pya__call(L, o, base + 1));
+  return push_new(L, pya__call(L, o, 4));
 }
 static int op_type(lua_State *L, PyObject *o) {
   lua_pushstring(L, _PyType_Name(Py_TYPE(o)));
   return 1;
 }
-static int op_isinstance(lua_State *L, PyObject *o) {
-  PyObject *cls = pya__checkobj(L, 2);
-  int r = PyObject_IsInstance(o, cls);
-  if (r < 0) return -1;
-  lua_pushboolean(L, r);
-  return 1;
+
+static int lib_getattr(lua_State *L) {
+  luaL_checkstring(L, 2);
+  return with_obj(L, op_getattr);
+}
+static int lib_setattr(lua_State *L) {
+  luaL_checkstring(L, 2);
+  lua_settop(L, 3);
+  return with_obj(L, op_setattr);
+}
+static int lib_hasattr(lua_State *L) {
+  luaL_checkstring(L, 2);
+  return with_obj(L, op_hasattr);
+}
+static int lib_item(lua_State *L) {
+  luaL_checkany(L, 2);
+  return with_obj(L, op_item);
+}
+static int lib_setitem(lua_State *L) {
+  luaL_checkany(L, 3);
+  return with_obj(L, op_setitem);
+}
+static int lib_delitem(lua_State *L) {
+  luaL_checkany(L, 2);
+  return with_obj(L, op_delitem);
 }
 
-#define WRAP(name) \
-  static int lib_##name(lua_State *L) { return with_obj(L, op_##name); }
-WRAP(getattr) WRAP(setattr) WRAP(hasattr) WRAP(item) WRAP(setitem)
-WRAP(delitem) WRAP(call) WRAP(isinstance)
+/* py.call(f, {args}, {kwargs}): the arguments unpacked onto the stack from
+** index 4, kwargs copied into a py.kw table (the caller's stays as it is). */
+static int lib_call(lua_State *L) {
+  pya__checkobj(L, 1);
+  lua_settop(L, 3);
+  if (!lua_isnil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "n");
+    lua_Integer n = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : (lua_Integer)lua_rawlen(L, 2);
+    lua_pop(L, 1);
+    luaL_argcheck(L, n >= 0 && n < 1000000, 2, "bad argument count 'n'");
+    luaL_checkstack(L, (int)n + 4, "too many arguments");
+    for (lua_Integer i = 1; i <= n; i++) lua_rawgeti(L, 2, i);
+  }
+  if (!lua_isnil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_newtable(L);
+    for (lua_pushnil(L); lua_next(L, 3); ) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, -4);
+    }
+    luaL_setmetatable(L, PYA_KW);
+  }
+  return with_obj(L, op_call);
+}
+
+/* py.isinstance(x, cls): x may be a Lua value (its conversion is tested). */
+static int lib_isinstance(lua_State *L) {
+  luaL_checkany(L, 1);
+  PyObject *cls = pya__checkobj(L, 2);
+  int took = pya__gil_enter(L);
+  PyObject *o = pya__topy(L, 1);
+  int r = o ? PyObject_IsInstance(o, cls) : -1;
+  Py_XDECREF(o);
+  if (r >= 0) lua_pushboolean(L, r);
+  else pya__pusherror(L);
+  pya__gil_leave(took);
+  if (r < 0) return lua_error(L);
+  return 1;
+}
 
 /* py.type(x): the Python type name of x (of its conversion, for Lua values). */
 static int lib_type(lua_State *L) {
@@ -210,15 +267,19 @@ static PyObject *build_list(lua_State *L) {
 static PyObject *build_dict(lua_State *L) {
   if (lua_isnoneornil(L, 1)) return PyDict_New();
   PyObject *o = pya__topy(L, 1);
-  if (!o || PyDict_Check(o)) return o;  /* any Lua table comes as list or dict */
-  PyObject *d = PyDict_New();
-  if (d && PyList_Check(o) && lua_type(L, 1) == LUA_TTABLE) {
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(o); i++) {
-      PyObject *k = PyLong_FromSsize_t(i + 1);
-      if (!k || PyDict_SetItem(d, k, PyList_GET_ITEM(o, i)) < 0) { Py_XDECREF(k); Py_CLEAR(d); break; }
-      Py_DECREF(k);
-    }
-  } else if (d && PyDict_Merge(d, o, 1) < 0) Py_CLEAR(d);
+  if (!o) return NULL;
+  if (lua_type(L, 1) != LUA_TTABLE) {  /* a proxy: what dict(x) gives */
+    PyObject *d = PyObject_CallOneArg((PyObject *)&PyDict_Type, o);
+    Py_DECREF(o);
+    return d;
+  }
+  if (PyDict_Check(o)) return o;
+  PyObject *d = PyDict_New();  /* a sequence table: keys 1..n */
+  for (Py_ssize_t i = 0; d && i < PyList_GET_SIZE(o); i++) {
+    PyObject *k = PyLong_FromSsize_t(i + 1);
+    if (!k || PyDict_SetItem(d, k, PyList_GET_ITEM(o, i)) < 0) Py_CLEAR(d);
+    Py_XDECREF(k);
+  }
   Py_DECREF(o);
   return d;
 }
@@ -250,7 +311,7 @@ static int lib_kw(lua_State *L) {
 
 static int totable(lua_State *L, PyObject *o, int depth) {
   if (depth > 200) { PyErr_SetString(PyExc_ValueError, "object nested too deeply"); return -1; }
-  luaL_checkstack(L, 4, "nested too deeply");
+  if (!lua_checkstack(L, 4)) { PyErr_NoMemory(); return -1; }  /* GIL held */
   if (PyList_Check(o) || PyTuple_Check(o)) {
     Py_ssize_t n = PySequence_Fast_GET_SIZE(o);
     lua_createtable(L, (int)n, 0);
@@ -264,7 +325,11 @@ static int totable(lua_State *L, PyObject *o, int depth) {
     lua_createtable(L, 0, (int)PyDict_GET_SIZE(o));
     while (PyDict_Next(o, &pos, &k, &v)) {
       pya__push(L, k);
-      if (lua_isnil(L, -1)) { lua_pop(L, 1); continue; }  /* None key */
+      if (lua_isnil(L, -1) ||
+          (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1))) {
+        lua_pop(L, 1);  /* None or NaN: no Lua table can hold that key */
+        continue;
+      }
       if (totable(L, v, depth + 1) < 0) return -1;
       lua_rawset(L, -3);
     }
@@ -298,6 +363,12 @@ static int lib_setpath(lua_State *L) {
   return 0;
 }
 
+/* For the specs: the main thread must not keep the GIL between calls. */
+static int lib_gil_held(lua_State *L) {
+  lua_pushboolean(L, pya__rt.gil_held == 1);
+  return 1;
+}
+
 /* --- module setup --------------------------------------------------------- */
 
 static int sentinel_gc(lua_State *L) {
@@ -312,7 +383,7 @@ static const luaL_Reg core_funcs[] = {
   {"call", lib_call}, {"type", lib_type}, {"isinstance", lib_isinstance},
   {"is", lib_is}, {"bytes", lib_bytes}, {"list", lib_list}, {"dict", lib_dict},
   {"tuple", lib_tuple}, {"kw", lib_kw}, {"totable", lib_totable},
-  {"_setpath", lib_setpath}, {NULL, NULL}};
+  {"_setpath", lib_setpath}, {"_gil_held", lib_gil_held}, {NULL, NULL}};
 
 static void setobj(lua_State *L, const char *name, PyObject *o) {
   pya__pushobj(L, o);
@@ -334,6 +405,7 @@ PYASYNC_API int luaopen_pyasync_core(lua_State *L) {
   luaopen_pyasync_stream(L);
   luaopen_pyasync_buffer(L);
   luaopen_pyasync_dlpack(L);
+  pya__luv_setup(L);
   int took = pya__gil_enter(L);
   setobj(L, "builtins", PyImport_AddModule("builtins"));
   setobj(L, "main", PyImport_AddModule("__main__"));
@@ -388,8 +460,8 @@ PYASYNC_API int pyasync_runtask(lua_State *L, int nargs, int nresults) {
   if (st != LUA_OK) return st;
   if (!lua_toboolean(L, fn)) {  /* false, message [, error value] */
     lua_pushvalue(L, fn + 1);
-    lua_settop(L, fn);
     lua_replace(L, fn);
+    lua_settop(L, fn);
     return LUA_ERRRUN;
   }
   lua_remove(L, fn);

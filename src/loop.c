@@ -8,6 +8,7 @@
 */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -297,12 +298,17 @@ static PyObject *helper_attr(const char *name) {
   return PyObject_GetAttrString(pya__rt.helper, name);
 }
 
+/* The main thread's libuv loop: luv's when luv was loaded first (luv.c),
+** else libuv's default loop. */
+void pya__uv_set_loop(uv_loop_t *loop) {
+  if (uvl) return;  /* handles live on the current one: keep it */
+  uvl = loop;
+  uv_async_init(uvl, &comp_async, comp_ready);
+  uv_unref((uv_handle_t *)&comp_async);
+}
+
 uv_loop_t *pya__uvloop(void) {
-  if (!uvl) {
-    uvl = uv_default_loop();
-    uv_async_init(uvl, &comp_async, comp_ready);
-    uv_unref((uv_handle_t *)&comp_async);
-  }
+  if (!uvl) pya__uv_set_loop(uv_default_loop());
   return uvl;
 }
 
@@ -330,8 +336,13 @@ int pya__loop_start(void) {
   ready_state = 0;
   int st;
   Py_BEGIN_ALLOW_THREADS
+  /* signals (SIGINT for the host) belong to the main thread */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
   if (pthread_create(&loop_thread, NULL, loop_main, NULL) != 0) ready_state = -1;
   else loop_tid_for_check = loop_thread;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_mutex_lock(&ready_mu);
   while (ready_state == 0) pthread_cond_wait(&ready_cv, &ready_mu);
   st = ready_state;

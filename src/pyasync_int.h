@@ -161,6 +161,7 @@ pya_Comp *pya__take_completions(void);   /* main thread; list in order */
 int pya__completions_ready(void);
 uv_loop_t *pya__uvloop(void);
 void pya__uv_set_loop(uv_loop_t *loop);
+void pya__luv_setup(lua_State *L);      /* luv.c */
 long long pya__outstanding(void);        /* awaits submitted, not delivered */
 extern atomic_llong pya__inflight;
 int pya__isloopthread(void);

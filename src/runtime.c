@@ -152,6 +152,13 @@ static void python_failed(lua_State *L, const char *what) {
   Py_XDECREF(exc);
 }
 
+/* os.exit() without closing the state: Python's tasks are still cancelled
+** and the interpreter finalized, on the thread that started it. */
+static void at_exit(void) {
+  if (pya__rt.initialized && !pya__rt.closing && pya__ismain())
+    pya__shutdown(pya__rt.mainL);
+}
+
 int pya__init(lua_State *L) {
   pya_Runtime *rt = &pya__rt;
   if (rt->initialized) return 0;
@@ -173,6 +180,8 @@ int pya__init(lua_State *L) {
     return lua_error(L);
   }
   rt->initialized = 1;
+  static int registered;
+  if (!registered++) atexit(at_exit);
   if (rt->gil_held == 1) pya__gil_suspend();
   return 0;
 }

@@ -55,9 +55,10 @@ static long long submit(int op, PyObject *obj, long long id) {
 
 /* core.submit(aw) -> id: aw starts on the loop thread now. */
 static int sched_submit(lua_State *L) {
+  /* closing first: after shutdown even looking into a proxy is an error */
+  if (pya__rt.closing) return luaL_error(L, "pyasync is shut down: cannot start new work");
   PyObject *aw = pya__toobj(L, 1);
   if (!aw) return luaL_error(L, "attempt to await a %s value (not awaitable)", luaL_typename(L, 1));
-  if (pya__rt.closing) return luaL_error(L, "pyasync is shut down: cannot start new work");
   int took = pya__gil_enter(L);
   long long id = 0;
   char msg[160] = "";
@@ -163,24 +164,30 @@ void pyasync_interrupt(void) {
   if (pya__rt.initialized) pya__wake_main();
 }
 
+/* uv_run is not reentrant: a luv callback that awaits must fail instead. */
+static void run_uv(lua_State *L, uv_run_mode mode) {
+  poll_L = L;
+  uv_run(pya__uvloop(), mode);
+  poll_L = NULL;
+}
+
 /* Waits for something to happen, without the GIL.  Returns 0 when there is
 ** nothing at all that could ever wake us. */
 static int wait_events(lua_State *L, int block) {
   if (local_head || pya__completions_ready() || interrupted) {
-    uv_run(pya__uvloop(), UV_RUN_NOWAIT);
+    run_uv(L, UV_RUN_NOWAIT);
     return 1;
   }
-  if (!block) { uv_run(pya__uvloop(), UV_RUN_NOWAIT); return 1; }
-  long long inflight = atomic_load(&pya__inflight);
+  if (!block) { run_uv(L, UV_RUN_NOWAIT); return 1; }
+  /* once shut down, submissions still counted will never complete */
+  long long inflight = pya__rt.closing ? 0 : atomic_load(&pya__inflight);
   if (inflight > 0 && mono_ns() - last_submit_ns < 200000 && pya__spin_main())
     return 1;
   if (inflight == 0 && !uv_loop_alive(pya__uvloop()) && !pya__loop_running())
     return 0;
-  poll_L = L;
   pya__ref_completions(1);
-  uv_run(pya__uvloop(), UV_RUN_ONCE);
+  run_uv(L, UV_RUN_ONCE);
   pya__ref_completions(0);
-  poll_L = NULL;
   return 1;
 }
 
@@ -196,11 +203,27 @@ static void deliver(lua_State *L, int buf, int *n, pya_Comp *c) {
   lua_rawseti(L, buf, ++*n);
 }
 
+/* After Python was finalized only timers can still fire: deliver them
+** without the GIL; Python records are dropped (nothing can release them). */
+static int poll_finalized(lua_State *L, pya_Comp *c, int n) {
+  while (c) {
+    pya_Comp *next = c->next;
+    if (c->kind == PYA_C_TIMER) deliver(L, 1, &n, c);
+    if (c->kind != PYA_C_CALL) free(c);  /* a call's record is its caller's */
+    c = next;
+  }
+  lua_pushinteger(L, n);
+  return 1;
+}
+
 /* core.poll(buf, block) -> n: fills buf with (id, ok, value) triples.  A
 ** negative count means nothing is left that could complete. */
 static int sched_poll(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   int block = lua_toboolean(L, 2);
+  if (poll_L)
+    return luaL_error(L, "pyasync: cannot wait inside a libuv (luv) callback; "
+                         "start a task with py.spawn instead");
   int tok = pya__gil_suspend();
   int alive = wait_events(L, block);
   pya__gil_restore(tok);
@@ -218,6 +241,7 @@ static int sched_poll(lua_State *L) {
     lua_pushliteral(L, "interrupted"); lua_rawseti(L, 1, ++n);
   }
   if (!c) { lua_pushinteger(L, alive || n ? n : -1); return 1; }
+  if (!pya__rt.initialized) return poll_finalized(L, c, n);
   int took = pya__gil_enter(L);
   while (c) {
     pya_Comp *next = c->next;
@@ -260,6 +284,10 @@ static int sched_set_loop(lua_State *L) {
 static int sched_make_error(lua_State *L) {
   const char *type = luaL_checkstring(L, 1);
   const char *msg = luaL_optstring(L, 2, "");
+  if (!pya__rt.initialized) {  /* Python is gone: a plain message will do */
+    lua_pushfstring(L, "%s: %s", type, msg);
+    return 1;
+  }
   int took = pya__gil_enter(L);
   pya__pusherr_simple(L, type, msg);
   pya__gil_leave(took);

@@ -49,11 +49,11 @@ end
 -- with CancelledError; other waits end now.
 local function cancel_wait(w, err)
   if w.done then return end
-  if w.id and waiters[w.id] == w then
+  if w.on_cancel then
+    w.on_cancel(w, err or cancelled_error())
+  elseif w.id and waiters[w.id] == w then
     w.cancelling = true
     core.cancel(w.id)
-  elseif w.on_cancel then
-    w.on_cancel(w, err or cancelled_error())
   else
     wake(w, false, err or cancelled_error())
   end
@@ -91,6 +91,22 @@ local function nothing_left()
   error("pyasync: deadlock: waiting for something nothing can complete", 0)
 end
 
+-- Why the running code cannot wait here, or nil: a task yields, which Lua
+-- refuses inside a C call, and a Lua function that the loop thread calls
+-- synchronously must not drive the loop that is waiting for it.
+local function cannot_wait()
+  local co, ismain = co_running()
+  local t = not ismain and tasks_of[co]
+  if t and t.co == co then
+    if not co_isyieldable() then
+      return "pyasync: cannot await here: Lua cannot yield (metamethod, __gc or C call)"
+    end
+  elseif core.in_remote_call() then
+    return "pyasync: cannot await inside a Lua function that Python calls " ..
+           "synchronously from the loop thread (use py.async_fn)"
+  end
+end
+
 -- Suspends until w is woken: yields inside a task, drives the loop elsewhere.
 local function suspend(w)
   local co, ismain = co_running()
@@ -98,23 +114,24 @@ local function suspend(w)
   if t and t.co == co then
     if not co_isyieldable() then
       if w.id then core.cancel(w.id) end
-      error("pyasync: cannot await here: Lua cannot yield (metamethod, __gc or C call)", 3)
+      error(cannot_wait(), 3)
     end
-    if t.cancel_pending then
-      t.cancel_pending = false
-      cancel_wait(w)
-    end
+    -- a cancel() that found the task running is delivered by this wait
+    if t.cancel_pending then cancel_wait(w, cancelled_error(t.cancel_msg)) end
     if not w.done then
       w.task = t
       t.waiting = w
       co_yield(w)
       t.waiting = nil
     end
+    -- delivered once a wait fails; a wait that finished first (a coroutine
+    -- that completed at once) leaves it to the next wait or to the task's
+    -- end, as asyncio's Task does
+    if t.cancel_pending and not w.ok then t.cancel_pending = nil end
   else
     if core.in_remote_call() then
       if w.id then core.cancel(w.id) end
-      error("pyasync: cannot await inside a Lua function that Python calls " ..
-            "synchronously from the loop thread (use py.async_fn)", 3)
+      error(cannot_wait(), 3)
     end
     while not w.done do
       if not step(true) and not w.done then nothing_left() end
@@ -123,9 +140,11 @@ local function suspend(w)
   return w.ok, w.value
 end
 
-local function finish_wait(ok, value, level)
+-- Error values go on unchanged (level 0): a Lua error that crossed Python
+-- or a task is re-raised as it was raised.
+local function finish_wait(ok, value)
   if ok then return value end
-  error(value, level or 3)
+  error(value, 0)
 end
 
 ---------------------------------------------------------------------------
@@ -147,6 +166,9 @@ local function msgh(e)
 end
 
 local function settle(t, ok, res)
+  if ok and t.cancel_pending then  -- cancel() said true: it ends cancelled
+    ok, res = false, pack(cancelled_error(t.cancel_msg))
+  end
   t.state = ok and "done" or
             ((py.iserror(res[1], "CancelledError")) and "cancelled" or "failed")
   if ok then t.results = res else t.error = res[1] end
@@ -199,10 +221,16 @@ function run_ready()
     ready[ready_head] = nil
     ready_head = ready_head + 1
     if t.state == "pending" then
-      if t.cancel_pending and t.started and t.waiting and not t.waiting.done then
-        t.cancel_pending = false
-        cancel_wait(t.waiting)
+      local w = t.waiting
+      if t.cancel_pending and w and not w.done then
+        cancel_wait(w, cancelled_error(t.cancel_msg))
       else
+        if t.cancel_pending and w then
+          -- cancelled after its wait ended but before it resumed: the wait
+          -- fails instead (asyncio throws CancelledError into the coroutine)
+          t.cancel_pending = nil
+          w.ok, w.value = false, cancelled_error(t.cancel_msg)
+        end
         t.started = true
         resume(t)
       end
@@ -267,7 +295,7 @@ function Task:result()
   if self.state == "pending" then error("task is not done", 2) end
   unretrieved[self] = nil
   if self.results then return unpack(self.results, 1, self.results.n) end
-  error(self.error, 2)
+  error(self.error, 0)
 end
 
 --- t:cancel() -> boolean: false if already finished.
@@ -277,15 +305,12 @@ function Task:cancel(msg)
     core.cancel(self.id)
   elseif self.waiting and not self.waiting.done then
     cancel_wait(self.waiting, cancelled_error(msg))
-  else
-    self.cancel_pending = true
-    if self == current then return true end
-    if not self.started then  -- never ran: done now
-      self.state = "pending"
-      tasks_of[self.co] = nil
-      coroutine.close(self.co)
-      settle(self, false, pack(cancelled_error(msg)))
-    end
+  elseif not self.started then  -- never ran: done now
+    tasks_of[self.co] = nil
+    coroutine.close(self.co)
+    settle(self, false, pack(cancelled_error(msg)))
+  else  -- running, or woken and not yet resumed: a wait delivers it
+    self.cancel_pending, self.cancel_msg = true, msg
   end
   return true
 end
@@ -578,7 +603,9 @@ local function aiter_next(st)
   if st.done then return nil end
   local ok, batch = await_raw(st.src:step())
   if not ok then
-    st.done = true
+    -- the iterator raised: it is finished.  A cancelled step (the task was
+    -- cancelled) may leave a prefetch pump running: __close acloses it.
+    if not py.iserror(batch, "CancelledError") then st.done = true end
     error(batch, 2)
   end
   if batch.n == 0 then
@@ -714,11 +741,27 @@ py._Queue = Queue
 -- Python awaiting Lua
 ---------------------------------------------------------------------------
 
--- The Python exception for a Lua error value (a PyError gives its own).
-local function exception_of(err)
+-- The Python exception for a Lua error value (a PyError gives its own);
+-- tb is the traceback the task noted where the error was raised.
+local function exception_of(err, tb)
   if py.iserror(err) then return err.exception end
-  local msg = type(err) == "string" and err or tostring(err)
-  return py.LuaError(msg, debug.traceback("", 2), core.ref(err))
+  local ok, msg = pcall(tostring, err)
+  if not ok or type(msg) ~= "string" then msg = type(err) end
+  tb = tb or debug.traceback("", 2)
+  if tb:sub(1, #msg + 1) == msg .. "\n" then tb = tb:sub(#msg + 2) end
+  return py.LuaError(msg, tb, core.ref(err))
+end
+
+-- The callable that settles the Python future of token with the outcome of
+-- task d.  A result Python cannot hold (a cyclic table, a coroutine) fails
+-- the future with the conversion error instead of failing the scheduler.
+local function resolver(token, d)
+  if d.results then
+    local ok, cb = pcall(helper._resolver, token, true, d.results[1])
+    if ok then return cb end
+    return helper._resolver(token, false, exception_of(cb))
+  end
+  return helper._resolver(token, false, exception_of(d.error, d.traceback))
 end
 
 --- py.async_fn(fn) -> Python async callable running fn as a Lua task.
@@ -736,13 +779,14 @@ function py.async_fn(fn)
     running[token] = t
     on_done(t, function(d)
       running[token] = nil
-      local cb
-      if d.results then
-        cb = helper._resolver(token, true, d.results[1])
-      else
-        cb = helper._resolver(token, false, exception_of(d.error))
+      unretrieved[d] = nil  -- its error goes to the Python awaiter
+      local ok, cb = pcall(resolver, token, d)
+      if not ok then  -- not even the error converts: say so
+        cb = helper._resolver(token, false, py.LuaError(
+          "pyasync: cannot hand the Lua task's outcome to Python: " .. tostring(cb)))
       end
-      core.call_soon(cb)
+      -- shutting down: nobody is left to resolve
+      pcall(core.call_soon, cb)
     end)
   end
   local function cancel(token)

@@ -12,7 +12,7 @@ set(SPEC_ENV
   "LUA_PATH=${SPEC_LUA_PATH}" "LUA_CPATH=${SPEC_LUA_CPATH}"
   "PYASYNC_BUILD=${CMAKE_BINARY_DIR}" "PYASYNC_SOURCE=${CMAKE_SOURCE_DIR}")
 
-file(GLOB SPECS ${CMAKE_SOURCE_DIR}/spec/*_spec.lua)
+file(GLOB SPECS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/spec/*_spec.lua)
 foreach(spec ${SPECS})
   get_filename_component(name ${spec} NAME_WE)
   string(REGEX REPLACE "_spec$" "" name ${name})
@@ -28,7 +28,7 @@ foreach(spec ${SPECS})
     ENVIRONMENT "${SPEC_ENV};PYASYNC_MODE=lua" TIMEOUT 300)
 endforeach()
 
-file(GLOB EXAMPLES ${CMAKE_SOURCE_DIR}/examples/*.lua)
+file(GLOB EXAMPLES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/examples/*.lua)
 foreach(ex ${EXAMPLES})
   get_filename_component(name ${ex} NAME_WE)
   add_test(NAME example:${name}
@@ -37,3 +37,12 @@ foreach(ex ${EXAMPLES})
     WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(example:${name} PROPERTIES ENVIRONMENT "${SPEC_ENV}" TIMEOUT 120)
 endforeach()
+
+# The rockspec builds and installs into a tree the module loads from.
+add_test(NAME rockspec:make COMMAND ${CMAKE_SOURCE_DIR}/tools/luarocks-test.sh)
+set_tests_properties(rockspec:make PROPERTIES TIMEOUT 600)
+
+# Sanitizer, valgrind and fuzzing runs (cmake/reliability.cmake).
+if(EXISTS ${CMAKE_SOURCE_DIR}/cmake/reliability.cmake)
+  include(${CMAKE_SOURCE_DIR}/cmake/reliability.cmake)
+endif()

@@ -57,6 +57,7 @@ int pya__ismain(void);
 static inline int pya__gil_enter(lua_State *L) {
   pya__rt.L = L;
   if (pya__rt.gil_held) return 0;
+  if (!pya__rt.initialized) luaL_error(L, "pyasync is shut down (Python finalized)");
   PyEval_RestoreThread(pya__rt.main_ts);
   pya__rt.gil_held = 1;
   if (atomic_load_explicit(&pya__rt.npending, memory_order_relaxed))

@@ -116,7 +116,7 @@ local function suspend(w)
       if w.id then core.cancel(w.id) end
       error(cannot_wait(), 3)
     end
-    -- a cancel() that found the task running is delivered by this wait
+    -- a cancel() not yet delivered is delivered by this wait
     if t.cancel_pending then cancel_wait(w, cancelled_error(t.cancel_msg)) end
     if not w.done then
       w.task = t
@@ -124,9 +124,9 @@ local function suspend(w)
       co_yield(w)
       t.waiting = nil
     end
-    -- delivered once a wait fails; a wait that finished first (a coroutine
-    -- that completed at once) leaves it to the next wait or to the task's
-    -- end, as asyncio's Task does
+    -- delivered once a wait fails; a wait that completed anyway (a coroutine
+    -- that finished before the cancel reached it) keeps its value and
+    -- leaves the cancel to the next wait, or to the task's end
     if t.cancel_pending and not w.ok then t.cancel_pending = nil end
   else
     if core.in_remote_call() then
@@ -177,13 +177,19 @@ local function settle(t, ok, res)
   if w then
     t.waiter = nil
     if ok then wake(w, true, res) else wake(w, false, t.error) end
-  elseif not ok and t.state == "failed" and not t.is_main then
-    unretrieved[t] = true
+  elseif not ok and t.state == "failed" and not t.awaited then
+    unretrieved[t] = true  -- an awaited one's error goes to its awaiter
   end
   if t.on_done then
     local fns = t.on_done
     t.on_done = nil
     for i = 1, #fns do fns[i](t) end
+  end
+  local g = t.scope
+  if g then
+    g.tasks[t] = nil
+    g.left = g.left - 1
+    if g.left == 0 and g.w then wake(g.w, true) end
   end
 end
 
@@ -225,12 +231,6 @@ function run_ready()
       if t.cancel_pending and w and not w.done then
         cancel_wait(w, cancelled_error(t.cancel_msg))
       else
-        if t.cancel_pending and w then
-          -- cancelled after its wait ended but before it resumed: the wait
-          -- fails instead (asyncio throws CancelledError into the coroutine)
-          t.cancel_pending = nil
-          w.ok, w.value = false, cancelled_error(t.cancel_msg)
-        end
         t.started = true
         resume(t)
       end
@@ -245,20 +245,31 @@ local function new_waiter(id)
   return w
 end
 
-local function lua_task(fn, args)
+-- A task belongs to scope g (a py.run inside a task), or to its spawner's.
+local function lua_task(fn, args, g)
   local t = setmetatable({kind = "lua", state = "pending", fn = fn, args = args}, Task)
   t.co = coroutine.create(body)
   tasks_of[t.co] = t
   live = live + 1
+  g = g or (current and current.scope)
+  if g then
+    t.scope = g
+    g.tasks[t] = true
+    g.left = g.left + 1
+  end
   push_ready(t)
   return t
 end
 
+local function check_fn(fn, name)
+  if type(fn) ~= "function" and not (getmetatable(fn) or {}).__call then
+    error("bad argument #1 to '" .. name .. "' (function expected, got " .. type(fn) .. ")", 3)
+  end
+end
+
 --- py.spawn(fn, ...) -> Task: run fn as a new task.
 function py.spawn(fn, ...)
-  if type(fn) ~= "function" and not (getmetatable(fn) or {}).__call then
-    error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
-  end
+  check_fn(fn, "spawn")
   return lua_task(fn, pack(...))
 end
 
@@ -272,6 +283,8 @@ local function py_task(id)
     if tw then
       t.waiter = nil
       if ok then wake(tw, true, t.results) else wake(tw, false, value) end
+    elseif t.state == "failed" and not t.awaited then
+      unretrieved[t] = true  -- reported at exit unless t:result() takes it
     end
     if t.on_done then
       local fns = t.on_done
@@ -282,9 +295,16 @@ local function py_task(id)
   return t
 end
 
+local function check_awaitable(aw)
+  if type(aw) ~= "userdata" then
+    error("attempt to await a " .. type(aw) .. " value (not awaitable)", 3)
+  end
+end
+
 --- py.start(aw) -> Task: schedule aw on the Python loop now.
 function py.start(aw)
   if getmetatable(aw) == Task then return aw end
+  check_awaitable(aw)
   return py_task(core.submit(aw))
 end
 
@@ -303,14 +323,16 @@ function Task:cancel(msg)
   if self.state ~= "pending" then return false end
   if self.kind == "python" then
     core.cancel(self.id)
-  elseif self.waiting and not self.waiting.done then
-    cancel_wait(self.waiting, cancelled_error(msg))
   elseif not self.started then  -- never ran: done now
     tasks_of[self.co] = nil
     coroutine.close(self.co)
     settle(self, false, pack(cancelled_error(msg)))
-  else  -- running, or woken and not yet resumed: a wait delivers it
+  else
+    -- the pending wait delivers it as CancelledError, or the next wait if
+    -- that one completes anyway; a task that ends first ends cancelled
     self.cancel_pending, self.cancel_msg = true, msg
+    local w = self.waiting
+    if w and not w.done then cancel_wait(w, cancelled_error(msg)) end
   end
   return true
 end
@@ -330,21 +352,41 @@ local function await_task(t, opts)
   unretrieved[t] = nil
   if t.state ~= "pending" then
     if t.results then return unpack(t.results, 1, t.results.n) end
-    error(t.error, 3)
+    error(t.error, 0)
   end
   local w = new_waiter(nil)
   t.waiter = w
-  w.on_cancel = function(_, err)
-    if t.waiter == w then t.waiter = nil end
-    t:cancel()
-    wake(w, false, err)
-  end
+  -- cancelling the await cancels t (as asyncio does) and ends once t has
+  -- finished, so its finally has run; _wait turns a timeout's
+  -- CancelledError into TimeoutError
+  w.on_cancel = function() t:cancel() end
   local ok, v = py._wait(w, opts)
   if ok then return unpack(v, 1, v.n) end
-  error(v, 3)
+  error(v, 0)
 end
 
 function Task:await(opts) return await_task(self, opts) end
+
+-- Waits until none of the tasks of g is left (g.w is woken then).  A
+-- cancellation of the waiting task cancels them all and the wait goes on
+-- until they have finished (asyncio.TaskGroup's __aexit__); returns the
+-- CancelledError in that case, which the caller raises.
+local function wait_all(g)
+  local err
+  local function cancel_all(e)
+    err = err or e
+    for x in pairs(g.tasks) do x:cancel() end
+  end
+  while g.left > 0 do
+    local w = new_waiter(nil)
+    g.w = w
+    w.on_cancel = function(_, e) cancel_all(e) end
+    suspend(w)  -- woken once g.left is 0
+  end
+  g.w = nil
+  if err and current then current.cancel_pending = nil end  -- delivered
+  return err
+end
 
 function Task:__tostring()
   return string.format("pyasync.Task(%s, %s)", self.kind, self.state)
@@ -408,15 +450,22 @@ end
 
 --- py.await(aw [, opts]) -> result of aw.
 function py.await(aw, opts)
-  if getmetatable(aw) == Task then return await_task(aw, opts) end
   if opts ~= nil and type(opts) ~= "table" then
     error("bad argument #2 to 'await' (table expected, got " .. type(opts) .. ")", 2)
   end
+  if getmetatable(aw) == Task then return await_task(aw, opts) end
+  check_awaitable(aw)
   local tok = opts and opts.cancel
-  if tok and tok.cancelled then error(cancelled_error("cancelled before the await"), 2) end
+  local why = cannot_wait()
+  if why or (tok and tok.cancelled) then
+    -- aw never starts: close a coroutine so Python does not warn that it
+    -- was never awaited
+    if py.type(aw) == "coroutine" then aw:close() end
+    error(why or cancelled_error("cancelled before the await"), 2)
+  end
   local w = new_waiter(core.submit(aw))
   local ok, v = py._wait(w, opts)
-  return finish_wait(ok, v, 2)
+  return finish_wait(ok, v)
 end
 
 --- py.sleep(s): a libuv timer; yields inside a task.
@@ -436,16 +485,23 @@ end
 --- py.run(fn, ...): run fn as a task and drive the loop until it and the
 --- tasks spawned meanwhile have finished.
 function py.run(fn, ...)
-  local t = py.spawn(fn, ...)
-  local co, ismain = co_running()
-  if not ismain and tasks_of[co] then return await_task(t) end
+  check_fn(fn, "run")
+  if current then  -- inside a task: wait for fn and the tasks under it
+    local g = {tasks = {}, left = 0}
+    local t = lua_task(fn, pack(...), g)
+    t.awaited = true
+    local cerr = wait_all(g)
+    if t.results and not cerr then return unpack(t.results, 1, t.results.n) end
+    error(t.error or cerr, 0)
+  end
+  local t = lua_task(fn, pack(...))
   t.awaited = true
   while t.state == "pending" or live > 0 do
     if not step(true) then break end
   end
   if t.state == "pending" then nothing_left() end
   if t.results then return unpack(t.results, 1, t.results.n) end
-  error(t.error, 2)
+  error(t.error, 0)
 end
 
 -- The host binary's main chunk: like py.run, but reports instead of raising.
@@ -463,9 +519,16 @@ function py._runmain(fn, ...)
   return false, t.traceback or tostring(e), e
 end
 
+-- SIGINT in the host: cancel the main task and every other live task, so
+-- the program ends even if some task would run forever.
 function py._interrupt()
   local t = py._main_task
-  if t then t.interrupted = true; t:cancel("interrupted") end
+  if not t then return end
+  t.interrupted = true
+  t:cancel("interrupted")
+  for _, o in pairs(tasks_of) do
+    if o ~= t and o.state == "pending" then o:cancel("interrupted") end
+  end
 end
 
 function py._report_unretrieved()
@@ -492,14 +555,28 @@ function py.gather(...)
     list = pack(...)
   end
   local n = list.n or #list
+  local tok = opts and opts.cancel
+  if tok and tok.cancelled then  -- start nothing, as py.await does
+    for i = 1, n do
+      local aw = list[i]
+      if type(aw) == "userdata" and py.type(aw) == "coroutine" then aw:close() end
+    end
+    error(cancelled_error("cancelled before the gather"), 2)
+  end
   local ts = {}
   for i = 1, n do ts[i] = as_task(list[i]) end
   local results = {n = n}
   local w = new_waiter(nil)
   local left = n
   local rex = opts and opts.return_exceptions
+  local cerr  -- the gather's own cancellation: it ends once all have
   local function one_done(i, t)
     if w.done then return end
+    if cerr then
+      left = left - 1
+      if left == 0 then wake(w, false, cerr) end
+      return
+    end
     if t.results then results[i] = t.results[1]
     elseif rex then results[i] = t.error
     else
@@ -517,11 +594,12 @@ function py.gather(...)
   end
   if left == 0 and not w.done then wake(w, true, results) end
   w.on_cancel = function(_, err)
+    cerr = err
     for j = 1, n do ts[j]:cancel() end
-    wake(w, false, err)
+    if left == 0 then wake(w, false, err) end
   end
   local ok, v = py._wait(w, opts)
-  if not ok then error(v, 2) end
+  if not ok then error(v, 0) end
   return v
 end
 
@@ -532,14 +610,15 @@ function TaskGroup:start(aw)
   if self.closed then error("task group is finished", 2) end
   local t = as_task(aw)
   t.awaited = true
-  self.tasks[#self.tasks + 1] = t
+  self.tasks[t] = true  -- the running ones, for cancelling
   self.left = self.left + 1
   on_done(t, function(d)
     unretrieved[d] = nil
+    self.tasks[d] = nil
     self.left = self.left - 1
     if d.state == "failed" and not self.error then
       self.error = d.error
-      for _, o in ipairs(self.tasks) do if o ~= d then o:cancel() end end
+      for o in pairs(self.tasks) do o:cancel() end
     end
     if self.left == 0 and self.w then wake(self.w, true) end
   end)
@@ -553,27 +632,18 @@ end
 --- py.taskgroup(fn): fn(tg); waits for every tg:start(aw); the first
 --- failure cancels the rest and is raised.
 function py.taskgroup(fn)
+  check_fn(fn, "taskgroup")
   local tg = setmetatable({tasks = {}, left = 0}, TaskGroup)
   local ok, err = pcall(fn, tg)
   if not ok and not tg.error then
     tg.error = err
-    for _, t in ipairs(tg.tasks) do t:cancel() end
+    for t in pairs(tg.tasks) do t:cancel() end
   end
-  if tg.left > 0 then
-    tg.w = new_waiter(nil)
-    tg.w.on_cancel = function(w, e)
-      for _, t in ipairs(tg.tasks) do t:cancel() end
-      tg.error = tg.error or e
-      tg.w = new_waiter(nil)  -- still wait for the children to finish
-      if tg.left == 0 then wake(tg.w, true) end
-      tg.w2 = true
-      wake(w, true)
-    end
-    suspend(tg.w)
-    if tg.w2 and tg.left > 0 then suspend(tg.w) end
-  end
+  local cerr = wait_all(tg)
   tg.closed = true
-  if tg.error then error(tg.error, 2) end
+  -- a child's failure wins over the cancellation it caused
+  local e = tg.error or cerr
+  if e then error(e, 0) end
 end
 
 ---------------------------------------------------------------------------

@@ -88,10 +88,14 @@ def _start(aw, ctx, wid):
             n = len(ready)
             t = loop.create_task(aw, context=ctx)
             if len(ready) == n + 1:
-                ready.pop()._run()
-                if t.done():
-                    _complete(wid, t)
-                    return True
+                try:
+                    ready.pop()._run()
+                finally:
+                    # KeyboardInterrupt/SystemExit escape the step after
+                    # being set on the task: they go to the awaiter too.
+                    if t.done():
+                        _complete(wid, t)
+                        return True
         else:
             t = loop.create_task(aw, context=ctx)
     elif isinstance(aw, asyncio.Future):
@@ -107,7 +111,12 @@ def _cancel(t):
     t.cancel()
 
 
+_stopping = False
+
+
 def _stop():
+    global _stopping
+    _stopping = True
     _loop.stop()
 
 
@@ -125,7 +134,14 @@ def _loop_main(efd, kind):
     loop.add_reader(efd, _drain)
     loop.call_soon(_ready)
     try:
-        loop.run_forever()
+        while not _stopping:
+            try:
+                loop.run_forever()
+            except (KeyboardInterrupt, SystemExit):
+                # asyncio lets these escape run_forever after setting them
+                # on the task that raised them (its awaiter gets them as a
+                # PyError); the loop itself must keep serving everyone else.
+                pass
     finally:
         _wind_down(loop, efd)
 
@@ -195,13 +211,15 @@ class _Lazy:
 
 
 class _Prefetch(_Lazy):
-    """A pump task on the loop runs up to n items ahead of Lua."""
-    __slots__ = ("n", "buf", "pump", "waiter", "room", "end")
+    """A pump task on the loop runs up to n items ahead of Lua: the items it
+    holds plus those of the batch Lua is still consuming stay within n."""
+    __slots__ = ("n", "buf", "handed", "pump", "waiter", "room", "end")
 
     def __init__(self, obj, n):
         super().__init__(obj)
         self.n = max(1, int(n))
         self.buf = []
+        self.handed = 0         # size of the batch Lua holds until its next step
         self.pump = None
         self.waiter = None      # future a step waits on while buf is empty
         self.room = None        # future the pump waits on while buf is full
@@ -220,7 +238,7 @@ class _Prefetch(_Lazy):
         nxt = self.ait.__anext__
         try:
             while True:
-                while len(self.buf) >= self.n:
+                while len(self.buf) + self.handed >= self.n:
                     self.room = loop.create_future()
                     await self.room
                 item = await nxt()  # step() may swap buf meanwhile
@@ -240,6 +258,8 @@ class _Prefetch(_Lazy):
         import asyncio
         if self.pump is None:
             self.pump = asyncio.get_running_loop().create_task(self._run())
+        self.handed = 0         # a new step: Lua has consumed the last batch
+        self._wake("room")
         while not self.buf:
             if self.end is not None:
                 if self.end[0] is not None:
@@ -249,18 +269,24 @@ class _Prefetch(_Lazy):
             self.waiter = asyncio.get_running_loop().create_future()
             await self.waiter
         items, self.buf = _Batch(self.buf), []
-        self._wake("room")
+        self.handed = len(items)
         return items
 
     async def aclose(self):
         import asyncio
         p = self.pump
         if p is not None and not p.done():
+            before = self.end
             p.cancel()
             try:
                 await p
             except asyncio.CancelledError:
-                pass
+                if not p.done():
+                    raise       # this aclose() itself was cancelled
+            # the pump was inside __anext__: an error the generator raised
+            # while being cancelled (a failing finally) is aclose()'s error
+            if self.end is not before and self.end[0] is not None:
+                raise self.end[0]
         await _Lazy.aclose(self)
 
 

@@ -4,8 +4,6 @@
 ** runs the function at once on the main thread, or hands the call to the
 ** main thread and waits with the GIL released when called from elsewhere.
 */
-#include <string.h>
-
 #include "pyasync_int.h"
 
 /* --- Lua calling Python --------------------------------------------------- */
@@ -81,31 +79,49 @@ static int msgh(lua_State *L) {
   return 1;
 }
 
+/* The string at idx as a str, bytes that are not UTF-8 replaced: the
+** message of any Lua error must make it into the LuaError. */
+static PyObject *text(lua_State *L, int idx) {
+  size_t n = 0;
+  const char *s = lua_tolstring(L, idx, &n);
+  return PyUnicode_DecodeUTF8(s ? s : "", (Py_ssize_t)n, "replace");
+}
+
+/* By metatable, not by __name: any table may carry any __name. */
+static int is_pyerror(lua_State *L, int idx) {
+  if (!lua_getmetatable(L, idx)) return 0;
+  luaL_getmetatable(L, PYA_ERROR);
+  int r = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return r;
+}
+
 /* The Lua error on top of L as a Python exception: a PyError goes back as
-** its exception; anything else becomes LuaError holding the value. */
+** its exception; anything else becomes LuaError holding the value.  GIL
+** held, inside a Python call: nothing here may raise a Lua error. */
 static void lua_error_topy(lua_State *L) {
-  PyObject *exc = NULL;
-  if (lua_type(L, -1) == LUA_TTABLE && luaL_getmetafield(L, -1, "__name") != LUA_TNIL) {
-    int iserr = strcmp(lua_tostring(L, -1), "PyError") == 0;
-    lua_pop(L, 1);
-    if (iserr) {
-      lua_getfield(L, -1, "exception");
-      exc = pya__toobj(L, -1);
-      lua_pop(L, 1);
+  if (is_pyerror(L, -1)) {
+    PyObject *exc = pya__topy(L, -1);  /* its exception; no Lua error */
+    if (exc) {
+      PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+      Py_DECREF(exc);
+      return;
     }
+    PyErr_Clear();  /* its exception was released: send the table itself */
   }
-  if (exc) {
-    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-    return;
-  }
-  const char *msg = lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER
-                        ? lua_tostring(L, -1) : luaL_typename(L, -1);
+  /* message and traceback from copies: lua_tostring turns a number into a
+  ** string in place, and the value must come back unchanged */
+  int v = lua_gettop(L);
+  if (lua_type(L, v) == LUA_TSTRING || lua_type(L, v) == LUA_TNUMBER) lua_pushvalue(L, v);
+  else lua_pushstring(L, luaL_typename(L, v));
   lua_rawgetp(L, LUA_REGISTRYINDEX, &TRACEBACK_KEY);
-  const char *tb = lua_tostring(L, -1);
-  lua_pushvalue(L, -2);
-  int ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  PyObject *e = PyObject_CallFunction(pya__rt.LuaError, "ssi", msg, tb ? tb : "", ref);
-  lua_pop(L, 1);
+  PyObject *msg = text(L, v + 1), *tb = text(L, v + 2);
+  lua_pop(L, 2);
+  lua_pushvalue(L, v);
+  int ref = luaL_ref(L, LUA_REGISTRYINDEX);  /* LUA_REFNIL for nil */
+  PyObject *e = msg && tb ? PyObject_CallFunction(pya__rt.LuaError, "OOi", msg, tb, ref) : NULL;
+  Py_XDECREF(msg);
+  Py_XDECREF(tb);
   if (e) {
     PyErr_SetObject(pya__rt.LuaError, e);
     Py_DECREF(e);
@@ -138,9 +154,10 @@ static PyObject *call_here(int ref, PyObject *const *args, Py_ssize_t n,
   for (Py_ssize_t i = 0; i < n; i++) pya__push(L, args[i]);
   if (nkw) {
     lua_createtable(L, 0, (int)nkw);
-    for (Py_ssize_t i = 0; i < nkw; i++) {
+    for (Py_ssize_t i = 0; i < nkw; i++) {  /* names may not be UTF-8 */
+      pya__push(L, PyTuple_GET_ITEM(kwnames, i));
       pya__push(L, args[n + i]);
-      lua_setfield(L, -2, PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, i)));
+      lua_rawset(L, -3);
     }
   }
   PyObject *r = NULL;
@@ -169,7 +186,12 @@ static PyObject *call_remote(LuaFunc *self, PyObject *const *args, Py_ssize_t n,
   c->func = (PyObject *)self;
   Py_INCREF(self);
   c->value = PyTuple_New(n + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0));
-  for (Py_ssize_t i = 0; c->value && i < PyTuple_GET_SIZE(c->value); i++) {
+  if (!c->value) {  /* no memory: fail here, not as a call that returns None */
+    Py_DECREF(self);
+    free(c);
+    return NULL;
+  }
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(c->value); i++) {
     Py_INCREF(args[i]);
     PyTuple_SET_ITEM(c->value, i, args[i]);
   }

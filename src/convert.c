@@ -2,7 +2,8 @@
 ** convert.c - values crossing the boundary (API.md section 2).  Lua to
 ** Python returns new references or NULL with a Python exception set; Python
 ** to Lua never fails.  Both run on the main thread with the GIL held, and
-** touch Lua tables only with raw access so no metamethod runs meanwhile.
+** touch Lua tables only with raw access so no metamethod runs meanwhile;
+** they never raise a Lua error, which would leave the GIL taken.
 */
 #include "pyasync_int.h"
 
@@ -51,6 +52,15 @@ static PyObject *list_topy(lua_State *L, int idx, lua_Integer n, int seen,
   return list;
 }
 
+/* Two Lua keys can be one Python key (true and 1): an error rather than a
+** lost value.  This also keeps every converted table alive until the end,
+** which the memo in table_topy relies on. */
+static int dict_add(PyObject *d, PyObject *k, PyObject *v) {
+  int has = PyDict_Contains(d, k);
+  if (has > 0) PyErr_Format(PyExc_ValueError, "table keys collide in Python: %R", k);
+  return has != 0 ? -1 : PyDict_SetItem(d, k, v);
+}
+
 static PyObject *dict_topy(lua_State *L, int idx, int seen, int depth) {
   PyObject *d = PyDict_New();
   if (!d) return NULL;
@@ -59,7 +69,7 @@ static PyObject *dict_topy(lua_State *L, int idx, int seen, int depth) {
     int top = lua_gettop(L);
     PyObject *k = topy(L, top - 1, seen, depth);
     PyObject *v = k ? topy(L, top, seen, depth) : NULL;
-    int bad = !v || PyDict_SetItem(d, k, v) < 0;
+    int bad = !v || dict_add(d, k, v) < 0;
     Py_XDECREF(k);
     Py_XDECREF(v);
     lua_pop(L, 1);
@@ -68,13 +78,25 @@ static PyObject *dict_topy(lua_State *L, int idx, int seen, int depth) {
   return d;
 }
 
+/* The object of the proxy at idx as a new reference; NULL and a Python
+** exception for a released one.  pya__toobj would raise a Lua error. */
+static PyObject *proxy_topy(lua_State *L, int idx, int *isproxy) {
+  pya_Proxy *p = (pya_Proxy *)luaL_testudata(L, idx, PYA_OBJECT);
+  *isproxy = p != NULL;
+  if (p && !p->obj) PyErr_SetString(PyExc_ValueError, "released Python object");
+  if (!p || !p->obj) return NULL;
+  Py_INCREF(p->obj);
+  return p->obj;
+}
+
 /* A PyError table goes back to Python as its exception. */
 static PyObject *error_topy(lua_State *L, int idx) {
-  lua_getfield(L, idx, "exception");
-  PyObject *o = pya__toobj(L, -1);
+  int isproxy;
+  lua_pushliteral(L, "exception");
+  lua_rawget(L, idx);
+  PyObject *o = proxy_topy(L, -1, &isproxy);
   lua_pop(L, 1);
-  if (!o) { PyErr_SetString(PyExc_TypeError, "PyError without exception"); return NULL; }
-  Py_INCREF(o);
+  if (!isproxy) PyErr_SetString(PyExc_TypeError, "PyError without exception");
   return o;
 }
 
@@ -86,40 +108,48 @@ static PyObject *table_topy(lua_State *L, int idx, int seen, int depth) {
     if (iserr) return error_topy(L, idx);
     /* a Lua object standing for a Python one (py.Queue): its _obj proxy */
     if (luaL_getmetafield(L, idx, "__pyobject") != LUA_TNIL) {
+      int isproxy;
       lua_pop(L, 1);
-      lua_getfield(L, idx, "_obj");
-      PyObject *o = pya__toobj(L, -1);
+      lua_pushliteral(L, "_obj");
+      lua_rawget(L, idx);
+      PyObject *o = proxy_topy(L, -1, &isproxy);
       lua_pop(L, 1);
-      if (o) { Py_INCREF(o); return o; }
+      if (isproxy) return o;
     }
   }
   if (depth >= MAX_DEPTH) {
     PyErr_SetString(PyExc_ValueError, "table nested too deeply");
     return NULL;
   }
+  if (!lua_checkstack(L, 8)) return PyErr_NoMemory();
+  /* seen[t]: true while t is being converted (met again: a cycle), then
+  ** its Python object, so a table met twice becomes one object met twice
+  ** (aliasing kept, and no exponential work on shared subtables). */
   lua_pushvalue(L, idx);
-  if (lua_rawget(L, seen) != LUA_TNIL) {
-    lua_pop(L, 1);
+  int t = lua_rawget(L, seen);
+  PyObject *done = t == LUA_TLIGHTUSERDATA ? lua_touserdata(L, -1) : NULL;
+  lua_pop(L, 1);
+  if (done) { Py_INCREF(done); return done; }
+  if (t != LUA_TNIL) {
     PyErr_SetString(PyExc_ValueError, "cannot convert a cyclic table");
     return NULL;
   }
-  lua_pop(L, 1);
-  luaL_checkstack(L, 8, "table too deep");
   lua_pushvalue(L, idx);
   lua_pushboolean(L, 1);
   lua_rawset(L, seen);
   lua_Integer n;
   PyObject *r = is_sequence(L, idx, &n) ? list_topy(L, idx, n, seen, depth + 1)
                                         : dict_topy(L, idx, seen, depth + 1);
-  lua_pushvalue(L, idx);  /* shared (acyclic) subtables are fine */
-  lua_pushnil(L);
+  lua_pushvalue(L, idx);  /* borrowed: the result being built holds it */
+  if (r) lua_pushlightuserdata(L, r); else lua_pushnil(L);
   lua_rawset(L, seen);
   return r;
 }
 
 static PyObject *userdata_topy(lua_State *L, int idx) {
-  PyObject *o = pya__toobj(L, idx);
-  if (o) { Py_INCREF(o); return o; }
+  int isproxy;
+  PyObject *o = proxy_topy(L, idx, &isproxy);
+  if (isproxy) return o;
   if (luaL_testudata(L, idx, PYA_VIEW)) return pya__view_topy(L, idx);
   if (luaL_testudata(L, idx, PYA_TENSOR)) return pya__tensor_topy(L, idx);
   PyErr_Format(PyExc_TypeError, "cannot convert %s to Python",

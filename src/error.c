@@ -15,8 +15,9 @@ static int push_lua_value(lua_State *L, PyObject *exc) {
   if (!ref) { PyErr_Clear(); return 0; }
   long r = PyLong_Check(ref) ? PyLong_AsLong(ref) : LUA_NOREF;
   Py_DECREF(ref);
-  if (r == LUA_NOREF || r == -1) { PyErr_Clear(); return 0; }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, (lua_Integer)r);
+  if (PyErr_Occurred() || r == LUA_NOREF) { PyErr_Clear(); return 0; }
+  if (r == LUA_REFNIL) lua_pushnil(L);  /* error(nil) */
+  else lua_rawgeti(L, LUA_REGISTRYINDEX, (lua_Integer)r);
   return 1;
 }
 
@@ -97,21 +98,23 @@ static int error_iserror(lua_State *L) {
     is = lua_rawequal(L, -1, -2);
     lua_pop(L, 2);
   }
+  /* check the class before taking the GIL: a bad one raises */
+  int byname = lua_type(L, 2) == LUA_TSTRING;
+  PyObject *cls = byname || lua_isnil(L, 2) ? NULL : pya__toobj(L, 2);
+  if (!byname && !cls && !lua_isnil(L, 2))
+    return luaL_typeerror(L, 2, "string or Python class");
   if (!is || lua_isnil(L, 2)) { lua_pushboolean(L, is); return 1; }
   lua_getfield(L, 1, "exception");
   PyObject *exc = pya__toobj(L, -1);
   if (!exc) { lua_pushboolean(L, 0); return 1; }
   int took = pya__gil_enter(L);
   int r;
-  if (lua_type(L, 2) == LUA_TSTRING) {
+  if (byname) {
     PyObject *res = PyObject_CallMethod(pya__rt.helper, "_isinstance_name",
                                         "Os", exc, lua_tostring(L, 2));
     r = res ? PyObject_IsTrue(res) : -1;
     Py_XDECREF(res);
-  } else {
-    PyObject *cls = pya__toobj(L, 2);
-    r = cls ? PyObject_IsInstance(exc, cls) : 0;
-  }
+  } else r = PyObject_IsInstance(exc, cls);
   int ok = r >= 0;
   if (ok) lua_pushboolean(L, r);
   else pya__pusherror(L);

@@ -88,17 +88,25 @@ static int push_new(lua_State *L, PyObject *r) {
 ** first, for a failed luaL_check* would leave the GIL taken. */
 static PyObject *arg_topy(lua_State *L, int idx) { return pya__topy(L, idx); }
 
+/* Names go as converted (not as C strings, which would stop at a NUL). */
 static int op_getattr(lua_State *L, PyObject *o) {
-  return push_new(L, PyObject_GetAttrString(o, lua_tostring(L, 2)));
+  PyObject *name = arg_topy(L, 2);
+  PyObject *r = name ? PyObject_GetAttr(o, name) : NULL;
+  Py_XDECREF(name);
+  return push_new(L, r);
 }
 static int op_setattr(lua_State *L, PyObject *o) {
-  PyObject *v = arg_topy(L, 3);
-  int r = v ? PyObject_SetAttrString(o, lua_tostring(L, 2), v) : -1;
+  PyObject *name = arg_topy(L, 2), *v = name ? arg_topy(L, 3) : NULL;
+  int r = v ? PyObject_SetAttr(o, name, v) : -1;
+  Py_XDECREF(name);
   Py_XDECREF(v);
   return r;
 }
 static int op_hasattr(lua_State *L, PyObject *o) {
-  lua_pushboolean(L, PyObject_HasAttrString(o, lua_tostring(L, 2)));
+  PyObject *name = arg_topy(L, 2);
+  if (!name) return -1;
+  lua_pushboolean(L, PyObject_HasAttr(o, name));
+  Py_DECREF(name);
   return 1;
 }
 static int op_item(lua_State *L, PyObject *o) {

@@ -73,9 +73,7 @@ static int finish(lua_State *L, int took, int ok, int nres) {
 
 static PyObject *getkey(lua_State *L, PyObject *o, int k) {
   if (lua_type(L, k) == LUA_TSTRING) {
-    size_t n;
-    const char *s = lua_tolstring(L, k, &n);
-    PyObject *name = PyUnicode_FromStringAndSize(s, (Py_ssize_t)n);
+    PyObject *name = pya__topy(L, k);  /* bytes if not UTF-8: a dict key */
     if (!name) return NULL;
     PyObject *r = NULL;
     if (PyDict_Check(o)) {  /* dict: item first, then attribute */

@@ -94,6 +94,10 @@ static void promote_libpython(void) {
   Dl_info info;
   if (dladdr((void *)&Py_InitializeFromConfig, &info) && info.dli_fname)
     dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL);
+  /* Python keeps pointers into this module (types, method tables) and the
+  ** at_exit handler lives here: lua_close must not unmap it. */
+  if (dladdr((void *)&promote_libpython, &info) && info.dli_fname)
+    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
 }
 
 static const char *python_executable(char *buf, size_t n) {
@@ -186,6 +190,20 @@ int pya__init(lua_State *L) {
   return 0;
 }
 
+/* After finalization nothing drains the lists: drop them and what is left
+** on them (stock lua5.4 unloads us next, and their memory would leak). */
+static void free_pending(void) {
+  pya_Runtime *rt = &pya__rt;
+  pthread_mutex_lock(&rt->pending_mu);
+  free(rt->pending_obj);
+  free(rt->pending_ref);
+  rt->pending_obj = NULL;
+  rt->pending_ref = NULL;
+  rt->npobj = rt->cappobj = rt->npref = rt->cappref = 0;
+  atomic_store(&rt->npending, 0);
+  pthread_mutex_unlock(&rt->pending_mu);
+}
+
 /* Stops the loop thread and finalizes Python on the thread that started it.
 ** Proxies that outlive this (in a state not yet closed) are left dangling
 ** on purpose: object.c checks pya__rt.initialized before touching them. */
@@ -204,6 +222,7 @@ void pya__shutdown(lua_State *L) {
     rt->initialized = 0;
     rt->gil_held = 0;
     Py_FinalizeEx();
+    free_pending();
     return;
   }
   pya__gil_leave(took);

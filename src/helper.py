@@ -25,10 +25,14 @@ class LuaError(Exception):
 
 
 def _describe(exc):
+    try:
+        msg = str(exc)
+    except BaseException:
+        msg = "<exception str() failed>"
     tb = "".join(_tb.format_exception(type(exc), exc, exc.__traceback__))
     if isinstance(exc, LuaError) and exc.lua_traceback:
         tb += "Lua " + exc.lua_traceback + "\n"
-    return type(exc).__name__, str(exc), tb.rstrip("\n")
+    return type(exc).__name__, msg, tb.rstrip("\n")
 
 
 def _make_exc(name, msg):
@@ -197,6 +201,9 @@ class _Lazy:
         if aiter_ is None:
             raise TypeError("'%s' object is not async iterable" % type(obj).__name__)
         self.ait = aiter_(obj)
+        if getattr(type(self.ait), "__anext__", None) is None:
+            raise TypeError("__aiter__ of '%s' returned a '%s', which has no __anext__"
+                            % (type(obj).__name__, type(self.ait).__name__))
 
     async def step(self):
         try:

@@ -50,7 +50,7 @@ static int push(Queue *q, void *rec) {
   pthread_mutex_lock(&q->mu);
   int was_empty = q->head == NULL;
   if (q->tail) ((Node *)q->tail)->next = n;
-  else q->head = n;
+  else __atomic_store_n(&q->head, n, __ATOMIC_RELEASE);  /* nonempty() peeks */
   q->tail = n;
   pthread_mutex_unlock(&q->mu);
   return was_empty;
@@ -59,13 +59,15 @@ static int push(Queue *q, void *rec) {
 static void *take_all(Queue *q) {
   pthread_mutex_lock(&q->mu);
   void *h = q->head;
-  q->head = q->tail = NULL;
+  __atomic_store_n(&q->head, NULL, __ATOMIC_RELAXED);
+  q->tail = NULL;
   pthread_mutex_unlock(&q->mu);
   return h;
 }
 
+/* A lock-free peek for the spinning side; the lock orders the rest. */
 static int nonempty(Queue *q) {
-  return atomic_load_explicit((_Atomic(void *) *)&q->head, memory_order_acquire) != NULL;
+  return __atomic_load_n(&q->head, __ATOMIC_ACQUIRE) != NULL;
 }
 
 static long long now_ns(void) {

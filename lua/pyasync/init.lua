@@ -59,7 +59,9 @@ local function cancel_wait(w, err)
   end
 end
 
-local poll_buf = {}
+-- One completion buffer per nesting level of step(): a wait can nest (a
+-- blocking py.await inside a Lua function Python calls on the main thread).
+local poll_bufs, poll_depth = {}, 0
 local run_ready
 
 -- Runs ready tasks, then waits for and dispatches one batch of events.
@@ -69,7 +71,12 @@ local function step(block)
     run_ready()
     block = false
   end
-  local n = core.poll(poll_buf, block)
+  poll_depth = poll_depth + 1
+  local poll_buf = poll_bufs[poll_depth]
+  if not poll_buf then poll_buf = {}; poll_bufs[poll_depth] = poll_buf end
+  local okp, n = pcall(core.poll, poll_buf, block)
+  poll_depth = poll_depth - 1
+  if not okp then error(n, 0) end
   if n < 0 then return false end
   for i = 1, n, 3 do
     local id, ok, value = poll_buf[i], poll_buf[i + 1], poll_buf[i + 2]
@@ -494,6 +501,8 @@ function py.run(fn, ...)
     if t.results and not cerr then return unpack(t.results, 1, t.results.n) end
     error(t.error or cerr, 0)
   end
+  local why = cannot_wait()
+  if why then error(why, 2) end
   local t = lua_task(fn, pack(...))
   t.awaited = true
   while t.state == "pending" or live > 0 do
@@ -707,8 +716,14 @@ function AIter.__close(st, err)
   end
   local ok, e = await_raw(st.src:aclose())
   if not ok then
+    local cancelled = py.iserror(e, "CancelledError")
+    -- the task was cancelled at this very wait, perhaps before aclose()
+    -- even started: it still runs, in the background
+    if cancelled then core.aclose_nowait(st.src) end
     if err == nil then error(e, 0) end
-    io.stderr:write("pyasync: aclose() failed while unwinding: ", tostring(e), "\n")
+    if not cancelled then
+      io.stderr:write("pyasync: aclose() failed while unwinding: ", tostring(e), "\n")
+    end
   end
 end
 
@@ -817,6 +832,7 @@ local function exception_of(err, tb)
   if py.iserror(err) then return err.exception end
   local ok, msg = pcall(tostring, err)
   if not ok or type(msg) ~= "string" then msg = type(err) end
+  if not utf8.len(msg) then msg = msg:gsub("[\128-\255]", "?") end  -- a str, not bytes
   tb = tb or debug.traceback("", 2)
   if tb:sub(1, #msg + 1) == msg .. "\n" then tb = tb:sub(#msg + 2) end
   return py.LuaError(msg, tb, core.ref(err))

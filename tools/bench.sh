@@ -42,6 +42,11 @@ for s in call await; do has "$s" && host+=("$s"); done
 if [ ${#host[@]} -gt 0 ]; then
   "$B/pyasync" bench/run.lua --process host --out "$parts" "${host[@]}"
 fi
+# Both threads on one CPU (a container limited to one CPU, a busy machine):
+# informative, no targets.
+if has await && command -v taskset >/dev/null; then
+  taskset -c 0 lua5.4 bench/run.lua --process "lua5.4, 1 CPU" --no-targets --out "$parts" await
+fi
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 meta=$(printf '{"repeats": 7, "load_before": "%s", "load_after": "%s", "seconds": %d, "loop": "%s", "scale": "%s", "date": "%s"}' \
   "$load_before" "$load_after" $(( $(date +%s) - start )) "${PYASYNC_LOOP:-asyncio}" \

@@ -486,7 +486,7 @@ function py.sleep(s, opts)
     wake(w, false, err)
   end
   local ok, v = py._wait(w, opts)
-  if not ok then error(v, 2) end
+  if not ok then error(v, 0) end
 end
 
 --- py.run(fn, ...): run fn as a task and drive the loop until it and the
@@ -685,7 +685,7 @@ local function aiter_next(st)
     -- the iterator raised: it is finished.  A cancelled step (the task was
     -- cancelled) may leave a prefetch pump running: __close acloses it.
     if not py.iserror(batch, "CancelledError") then st.done = true end
-    error(batch, 2)
+    error(batch, 0)
   end
   if batch.n == 0 then
     st.done = true
@@ -769,24 +769,24 @@ end
 
 function Queue:put(v, opts)
   local ok, e = await_raw(self._obj.put(v), opts)
-  if not ok then error(e, 2) end
+  if not ok then error(e, 0) end
 end
 
 -- One item, or nil once the queue is closed and drained.
 function Queue:get(opts)
   local ok, b = await_raw(helper._q_get_or_end(self._obj), opts)
-  if not ok then error(b, 2) end
+  if not ok then error(b, 0) end
   return b[1]
 end
 
 function Queue:put_nowait(v)
   local ok, e = await_raw(helper._q_put_nowait(self._obj, v))
-  if not ok then error(e, 2) end
+  if not ok then error(e, 0) end
 end
 
 function Queue:get_nowait()
   local ok, v = await_raw(helper._q_get_nowait(self._obj))
-  if not ok then error(v, 2) end
+  if not ok then error(v, 0) end
   if v == nil then return py.None end
   return v
 end
@@ -798,7 +798,7 @@ function Queue:closed() return self._obj.closed end
 
 function Queue:close()
   local ok, e = await_raw(helper._q_close(self._obj))
-  if not ok then error(e, 2) end
+  if not ok then error(e, 0) end
 end
 
 --- q:items([token]): generic for until the queue is closed and drained or
@@ -810,7 +810,7 @@ function Queue:items(token)
     local ok, b = await_raw(helper._q_get_or_end(q), token and {cancel = token})
     if not ok then
       if token and token.cancelled and py.iserror(b, "CancelledError") then return nil end
-      error(b, 2)
+      error(b, 0)
     end
     return b[1]
   end

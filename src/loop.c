@@ -169,6 +169,9 @@ static PyObject *l_drain(PyObject *self, PyObject *unused) {
   if (read(efd, &v, sizeof v) < 0 && errno != EAGAIN) PyErr_SetFromErrno(PyExc_OSError);
   PyErr_Clear();
   atomic_store(&loop_signaled, 0);
+  /* invariant 4: either thread drains the releases Lua's __gc deferred */
+  if (atomic_load_explicit(&pya__rt.npending, memory_order_relaxed))
+    pya__drain_pending(NULL);
   for (;;) {
     pya_Sub *s = take_all(&subq);
     int all_eager = 1;

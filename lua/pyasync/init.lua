@@ -6,8 +6,17 @@
 
 local core = require "pyasync.core"
 
+-- The public part of the C core (API.md sections 1-4, 7); the rest stays
+-- reachable as py._core for the scheduler, specs and benchmarks.
 local py = {}
-for k, v in pairs(core) do py[k] = v end
+for _, k in ipairs{"exec", "eval", "import", "builtins", "main", "version",
+                   "python_version", "None", "LuaError", "getattr", "setattr",
+                   "hasattr", "item", "setitem", "delitem", "call", "type",
+                   "isinstance", "is", "bytes", "list", "dict", "tuple", "kw",
+                   "totable", "release", "iter", "iserror", "buffer", "array",
+                   "from_dlpack", "_buffer_stats"} do
+  py[k] = core[k]
+end
 
 local co_running, co_yield, co_resume = coroutine.running, coroutine.yield, coroutine.resume
 local co_status, co_isyieldable = coroutine.status, coroutine.isyieldable

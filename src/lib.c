@@ -380,6 +380,7 @@ static int lib_gil_held(lua_State *L) {
 /* --- module setup --------------------------------------------------------- */
 
 static int sentinel_gc(lua_State *L) {
+  pya__object_forget();
   pya__shutdown(L);
   return 0;
 }

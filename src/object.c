@@ -6,6 +6,7 @@
 #include "pyasync_int.h"
 
 static char OBJECT_KEY;  /* registry slot of the metatable, by address */
+static const void *mt_seen;  /* that metatable's address, once matched */
 
 static void pushmt(lua_State *L) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &OBJECT_KEY);
@@ -14,6 +15,7 @@ static void pushmt(lua_State *L) {
 void pya__pushobj(lua_State *L, PyObject *o) {
   pya_Proxy *p = (pya_Proxy *)lua_newuserdatauv(L, sizeof *p, 0);
   p->obj = o;
+  p->method = 0;
   Py_INCREF(o);
   pushmt(L);
   lua_setmetatable(L, -2);
@@ -23,6 +25,7 @@ void pya__pushmethod(lua_State *L, PyObject *o, int recv) {
   recv = lua_absindex(L, recv);
   pya_Proxy *p = (pya_Proxy *)lua_newuserdatauv(L, sizeof *p, 1);
   p->obj = o;
+  p->method = 1;
   Py_INCREF(o);
   pushmt(L);
   lua_setmetatable(L, -2);
@@ -30,14 +33,22 @@ void pya__pushmethod(lua_State *L, PyObject *o, int recv) {
   lua_setiuservalue(L, -2, 1);
 }
 
+/* On the hot path of every call: the metatable is compared by address
+** first, and through the registry only when that fails. */
 static pya_Proxy *toproxy(lua_State *L, int idx) {
   pya_Proxy *p = (pya_Proxy *)lua_touserdata(L, idx);
   if (!p || !lua_getmetatable(L, idx)) return NULL;
+  const void *mt = lua_topointer(L, -1);
+  if (mt == mt_seen) { lua_pop(L, 1); return p; }
   pushmt(L);
   int ok = lua_rawequal(L, -1, -2);
   lua_pop(L, 2);
+  if (ok) mt_seen = mt;
   return ok ? p : NULL;
 }
+
+/* A closing state's metatable address may be reused by any object. */
+void pya__object_forget(void) { mt_seen = NULL; }
 
 PyObject *pya__toobj(lua_State *L, int idx) {
   pya_Proxy *p = toproxy(L, idx);
@@ -134,7 +145,7 @@ static int object_newindex(lua_State *L) {
 ** the method was fetched from. */
 static int first_arg(lua_State *L) {
   int first = 2;
-  if (lua_gettop(L) >= 2) {
+  if (((pya_Proxy *)lua_touserdata(L, 1))->method && lua_type(L, 2) == LUA_TUSERDATA) {
     if (lua_getiuservalue(L, 1, 1) != LUA_TNONE && lua_rawequal(L, -1, 2))
       first = 3;
     lua_pop(L, 1);
@@ -340,6 +351,7 @@ static const luaL_Reg object_funcs[] = {
   {"release", object_release}, {"iter", object_iter}, {NULL, NULL}};
 
 int luaopen_pyasync_object(lua_State *L) {
+  mt_seen = NULL;
   luaL_newmetatable(L, PYA_OBJECT);
   luaL_setfuncs(L, object_meta, 0);
   lua_pushliteral(L, "pyasync.Object");

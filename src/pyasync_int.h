@@ -83,6 +83,7 @@ void pya__drain_pending(lua_State *L);
 /* --- proxies (object.c) ---------------------------------------------------- */
 typedef struct pya_Proxy {
   PyObject *obj;              /* owned; NULL once released */
+  int method;                 /* fetched as obj.name: user value 1 is obj */
 } pya_Proxy;
 
 /* Pushes a proxy owning a new reference to o (GIL held). */
@@ -94,6 +95,7 @@ void pya__pushmethod(lua_State *L, PyObject *o, int recv);
 PyObject *pya__toobj(lua_State *L, int idx);
 PyObject *pya__checkobj(lua_State *L, int idx);
 int luaopen_pyasync_object(lua_State *L);
+void pya__object_forget(void);
 
 /* --- conversion (convert.c) ------------------------------------------------
 ** Both run with the GIL held.  pya__topy returns a new reference, or NULL

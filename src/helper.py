@@ -74,16 +74,19 @@ async def _wrap_awaitable(aw):
     return await aw
 
 
-def _done(wid, fut):
+_wids = {}         # Task -> waiter id (no per-task closure for the GC)
+
+
+def _done(fut):
+    wid = _wids.pop(fut, None)
     _tasks.pop(wid, None)
     _complete(wid, fut)
 
 
 def _start(aw, ctx, wid):
     """Start aw for waiter wid; True if it already finished (reported)."""
-    import asyncio
     loop = _loop
-    if asyncio.iscoroutine(aw):
+    if _iscoroutine(aw):
         if _eager:
             # Run the task's first step now instead of a loop turn later:
             # a coroutine that never suspends completes in this batch, and
@@ -102,12 +105,13 @@ def _start(aw, ctx, wid):
                         return True
         else:
             t = loop.create_task(aw, context=ctx)
-    elif isinstance(aw, asyncio.Future):
-        t = asyncio.ensure_future(aw, loop=loop)
+    elif isinstance(aw, _Future):
+        t = _ensure_future(aw, loop=loop)
     else:
         return _start(_wrap_awaitable(aw), ctx, wid)
     _tasks[wid] = t
-    t.add_done_callback(lambda f, wid=wid: _done(wid, f))
+    _wids[t] = wid
+    t.add_done_callback(_done)
     return False
 
 
@@ -125,8 +129,10 @@ def _stop():
 
 
 def _loop_main(efd, kind):
-    global _loop, _eager
+    global _loop, _eager, _iscoroutine, _Future, _ensure_future
     import asyncio
+    _iscoroutine, _Future = asyncio.iscoroutine, asyncio.Future
+    _ensure_future = asyncio.ensure_future
     if kind == "uvloop":
         import uvloop
         loop = uvloop.new_event_loop()

@@ -8,6 +8,7 @@
 */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
@@ -81,7 +82,11 @@ static int spin_for(Queue *q, long long budget_ns) {
   long long end = now_ns() + budget_ns;
   for (int i = 0;; i++) {
     if (nonempty(q)) return 1;
-    if ((i & 63) == 63 && now_ns() > end) return 0;
+    if ((i & 63) == 63) {
+      if (now_ns() > end) return 0;
+      /* the thread we wait for may share this CPU: let it run */
+      sched_yield();
+    }
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
@@ -97,13 +102,28 @@ static void wake_loop(void) {
   do r = write(efd, &one, sizeof one); while (r < 0 && errno == EINTR);
 }
 
+/* A whole chain (linked by next, ending at tail) under one lock, one wake. */
+void pya__submit_chain(pya_Sub *head, pya_Sub *tail) {
+  tail->next = NULL;
+  pthread_mutex_lock(&subq.mu);
+  if (subq.tail) ((Node *)subq.tail)->next = (Node *)head;
+  else __atomic_store_n(&subq.head, head, __ATOMIC_RELEASE);
+  subq.tail = tail;
+  pthread_mutex_unlock(&subq.mu);
+  atomic_thread_fence(memory_order_seq_cst);
+  if (!atomic_load(&loop_spinning)) wake_loop();
+}
+
 void pya__submit(pya_Sub *s) {
   push(&subq, s);
-  /* seq_cst pairs with the loop thread's store before its last check */
+  /* pairs with the loop thread clearing loop_spinning, then looking again */
+  atomic_thread_fence(memory_order_seq_cst);
   if (!atomic_load(&loop_spinning)) wake_loop();
 }
 
 static void post_result(long long id, int kind, PyObject *value);
+static PyObject *l_drain(PyObject *self, PyObject *unused);
+static int loop_idle(void);
 
 /* Loop thread, GIL held: starts one awaitable; returns whether it finished
 ** at once (so another submission is likely to follow soon). */
@@ -181,7 +201,9 @@ static PyObject *l_drain(PyObject *self, PyObject *unused) {
       run_sub(s, &all_eager);
       s = next;
     }
-    if (!all_eager) break;
+    /* linger only if the batch finished at once and the loop has nothing
+    ** else to run: spinning must never hold up ready Python work */
+    if (!all_eager || !loop_idle()) break;
     int more;
     Py_BEGIN_ALLOW_THREADS
     atomic_store(&loop_spinning, 1);
@@ -197,6 +219,7 @@ static PyObject *l_drain(PyObject *self, PyObject *unused) {
 
 void pya__post(pya_Comp *c) {
   push(&compq, c);
+  atomic_thread_fence(memory_order_seq_cst);
   if (!atomic_load(&main_spinning) && !atomic_exchange(&comp_signaled, 1))
     uv_async_send(&comp_async);
 }
@@ -210,6 +233,42 @@ static void post_result(long long id, int kind, PyObject *value) {
   pya__post(c);
 }
 
+/* After a completion the main thread is likely to submit again at once.
+** Once the loop has nothing else to run (asyncio's ready queue is empty),
+** linger() spins a little for that submission instead of letting it pay
+** for an eventfd wake-up.  uvloop hides its queue: no lingering there. */
+static PyObject *call_soon_fn, *linger_fn, *ready_deque;
+static int linger_pending;
+
+/* asyncio's loop has no callback ready to run (uvloop: unknown, so no). */
+static int loop_idle(void) {
+  if (!ready_deque) return 0;
+  Py_ssize_t n = PyObject_Length(ready_deque);
+  if (n < 0) PyErr_Clear();
+  return n == 0;
+}
+
+static void schedule_linger(void) {
+  if (linger_pending || !call_soon_fn || !ready_deque) return;
+  PyObject *r = PyObject_CallOneArg(call_soon_fn, linger_fn);
+  if (r) { linger_pending = 1; Py_DECREF(r); }
+  else PyErr_Clear();
+}
+
+static PyObject *l_linger(PyObject *self, PyObject *unused) {
+  (void)self; (void)unused;
+  linger_pending = 0;
+  if (!loop_idle()) Py_RETURN_NONE;
+  int more;
+  Py_BEGIN_ALLOW_THREADS
+  atomic_store(&loop_spinning, 1);
+  more = spin_for(&subq, SPIN_NS);
+  atomic_store(&loop_spinning, 0);
+  Py_END_ALLOW_THREADS
+  if (more || nonempty(&subq)) return l_drain(NULL, NULL);
+  Py_RETURN_NONE;
+}
+
 /* _complete(id, task): a done callback, or the eager path, reports a result. */
 static PyObject *l_complete(PyObject *self, PyObject *const *args, Py_ssize_t n) {
   (void)self;
@@ -219,6 +278,7 @@ static PyObject *l_complete(PyObject *self, PyObject *const *args, Py_ssize_t n)
   PyObject *r = PyObject_CallMethod(args[1], "result", NULL);
   if (r) post_result(id, PYA_C_OK, r);
   else post_result(id, PYA_C_ERR, pya__fetch_exc());
+  schedule_linger();
   Py_RETURN_NONE;
 }
 
@@ -272,6 +332,17 @@ static void set_ready(int st) {
 /* _ready(): the loop thread is inside run_forever and can take work. */
 static PyObject *l_ready(PyObject *self, PyObject *unused) {
   (void)self; (void)unused;
+  PyObject *loop = PyObject_GetAttrString(pya__rt.helper, "_loop");
+  if (loop) {
+    call_soon_fn = PyObject_GetAttrString(loop, "call_soon");
+    ready_deque = PyObject_GetAttrString(loop, "_ready");  /* asyncio only */
+    linger_fn = PyObject_GetAttrString(pya__rt.helper, "_linger");
+    if (!call_soon_fn || !ready_deque || !linger_fn) {
+      Py_CLEAR(call_soon_fn); Py_CLEAR(ready_deque); Py_CLEAR(linger_fn);
+    }
+    Py_DECREF(loop);
+  }
+  PyErr_Clear();
   set_ready(1);
   Py_RETURN_NONE;
 }
@@ -287,6 +358,9 @@ static void *loop_main(void *arg) {
   Py_CLEAR(cancel_fn);
   Py_CLEAR(stop_fn);
   Py_CLEAR(aclose_fn);
+  Py_CLEAR(call_soon_fn);
+  Py_CLEAR(ready_deque);
+  Py_CLEAR(linger_fn);
   if (ready_state == 0) set_ready(-1);
   PyGILState_Release(g);
   atomic_store(&loop_exited, 1);
@@ -296,6 +370,7 @@ static void *loop_main(void *arg) {
 static PyMethodDef loop_methods[] = {
   {"_drain", l_drain, METH_NOARGS, NULL},
   {"_ready", l_ready, METH_NOARGS, NULL},
+  {"_linger", l_linger, METH_NOARGS, NULL},
   {"_complete", (PyCFunction)(void (*)(void))l_complete, METH_FASTCALL, NULL},
   {NULL, NULL, 0, NULL}};
 

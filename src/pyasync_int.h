@@ -159,6 +159,7 @@ int pya__loop_start(void);               /* GIL held on the main thread */
 void pya__loop_stop(void);               /* GIL not held */
 int pya__loop_running(void);
 void pya__submit(pya_Sub *s);            /* any thread, no GIL needed */
+void pya__submit_chain(pya_Sub *head, pya_Sub *tail);
 void pya__post(pya_Comp *c);             /* any thread, no GIL needed */
 pya_Comp *pya__take_completions(void);   /* main thread; list in order */
 int pya__completions_ready(void);

@@ -72,6 +72,56 @@ static int sched_submit(lua_State *L) {
   return 1;
 }
 
+/* core.submit_batch(list, n) -> first id: list[1..n] start on the loop
+** thread as one batch, with ids first .. first+n-1 (py.gather).  Nothing
+** is submitted if any of them is not awaitable. */
+static int sched_submit_batch(lua_State *L) {
+  if (pya__rt.closing) return luaL_error(L, "pyasync is shut down: cannot start new work");
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  if (n < 1) return luaL_argerror(L, 2, "positive count expected");
+  for (lua_Integer i = 1; i <= n; i++) {  /* checks need no GIL */
+    lua_rawgeti(L, 1, i);
+    PyObject *aw = pya__toobj(L, -1);
+    if (!aw || !is_awaitable(aw))
+      return luaL_error(L, "attempt to await a %s (item %d, not awaitable)",
+                        aw ? Py_TYPE(aw)->tp_name : luaL_typename(L, -1), (int)i);
+    lua_pop(L, 1);
+  }
+  int took = pya__gil_enter(L);
+  int ok = pya__loop_start() == 0;
+  long long first = next_id + 1;
+  pya_Sub *head = NULL, *tail = NULL;
+  for (lua_Integer i = 1; ok && i <= n; i++) {
+    pya_Sub *s = calloc(1, sizeof *s);
+    if (!s) { ok = 0; PyErr_NoMemory(); break; }
+    lua_rawgeti(L, 1, i);
+    s->obj = pya__toobj(L, -1);
+    lua_pop(L, 1);
+    Py_INCREF(s->obj);
+    s->op = PYA_OP_AWAIT;
+    s->id = ++next_id;
+    s->ctx = PyContext_CopyCurrent();  /* one each, as asyncio.gather does */
+    if (tail) tail->next = s; else head = s;
+    tail = s;
+  }
+  if (ok) {
+    atomic_fetch_add(&pya__inflight, n);
+    last_submit_ns = mono_ns();
+    pya__submit_chain(head, tail);
+  } else {
+    for (pya_Sub *s = head, *nx; s; s = nx) {
+      nx = s->next;
+      Py_XDECREF(s->obj); Py_XDECREF(s->ctx); free(s);
+    }
+    pya__pusherror(L);
+  }
+  pya__gil_leave(took);
+  if (!ok) return lua_error(L);
+  lua_pushinteger(L, (lua_Integer)first);
+  return 1;
+}
+
 /* core.cancel(id): task.cancel() on the loop thread, if it still runs. */
 static int sched_cancel(lua_State *L) {
   long long id = (long long)luaL_checkinteger(L, 1);
@@ -300,7 +350,8 @@ static int sched_shutdown(lua_State *L) {
 }
 
 static const luaL_Reg sched_funcs[] = {
-  {"submit", sched_submit}, {"cancel", sched_cancel},
+  {"submit", sched_submit}, {"submit_batch", sched_submit_batch},
+  {"cancel", sched_cancel},
   {"call_soon", sched_call_soon}, {"newid", sched_newid},
   {"timer", sched_timer}, {"timer_stop", sched_timer_stop},
   {"poll", sched_poll}, {"inflight", sched_inflight},

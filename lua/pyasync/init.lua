@@ -96,7 +96,7 @@ local function step(block)
       local w = waiters[id]
       if w then
         waiters[id] = nil
-        if w.on_complete then w.on_complete(w, ok, value) else wake(w, ok, value) end
+        if w.on_complete then w.on_complete(w, ok, value, id) else wake(w, ok, value) end
       end
     end
   end
@@ -563,6 +563,49 @@ local function as_task(aw)
   return py.start(aw)
 end
 
+-- gather of Python awaitables only: one batch submission, one waiter for
+-- all, completion ids mapped back to positions (no Task per item).
+local function gather_raw(list, n, opts)
+  local base = core.submit_batch(list, n)
+  local last = base + n - 1
+  local results = {n = n}
+  local w = new_waiter(nil)
+  local left = n
+  local rex = opts and opts.return_exceptions
+  local cerr  -- the gather's own cancellation: it ends once all have
+  local g = {__waiter = true}
+  local function cancel_rest()
+    for id = base, last do
+      if waiters[id] == g then core.cancel(id) end
+    end
+  end
+  g.on_complete = function(_, ok, value, id)
+    left = left - 1
+    if not w.done and not cerr then
+      if ok or rex then
+        results[id - base + 1] = value
+      else  -- the first error: cancel the rest, do not wait for them
+        for j = base, last do
+          if waiters[j] == g then waiters[j] = nil; core.cancel(j) end
+        end
+        wake(w, false, value)
+        return
+      end
+    end
+    if left == 0 and not w.done then
+      if cerr then wake(w, false, cerr) else wake(w, true, results) end
+    end
+  end
+  for id = base, last do waiters[id] = g end
+  w.on_cancel = function(_, err)
+    cerr = err
+    cancel_rest()
+  end
+  local ok, v = py._wait(w, opts)
+  if not ok then error(v, 0) end
+  return v
+end
+
 --- py.gather(aw1, aw2, ...) or py.gather({...} [, opts]) -> results table.
 function py.gather(...)
   local list, opts
@@ -581,6 +624,11 @@ function py.gather(...)
     end
     error(cancelled_error("cancelled before the gather"), 2)
   end
+  local raw = n > 0
+  for i = 1, n do
+    if type(list[i]) ~= "userdata" then raw = false break end
+  end
+  if raw then return gather_raw(list, n, opts) end
   local ts = {}
   for i = 1, n do ts[i] = as_task(list[i]) end
   local results = {n = n}

@@ -22,6 +22,7 @@ static void holder_destroy(PyObject *cap) {
 
 /* Copies the layout of b into v; NULL, PYERR, or a message in msg. */
 static const char *layout(pya_View *v, const Py_buffer *b, char *msg, size_t n) {
+  if (b->itemsize <= 0) return "invalid buffer itemsize";
   int type = pya__parse_format(b->format, b->itemsize);
   if (type == PYA_T_NONE) {
     snprintf(msg, n, "unsupported buffer format '%.40s' (supported: one of "
@@ -32,11 +33,14 @@ static const char *layout(pya_View *v, const Py_buffer *b, char *msg, size_t n) 
   if (b->suboffsets) return "indirect buffers (suboffsets) are not supported";
   if (b->ndim < 0 || b->ndim > PYA_MAX_DIMS) return "too many dimensions";
   if (!pya__view_dims(v, b->ndim)) { PyErr_NoMemory(); return PYERR; }
+  /* exporters written in C need not validate: never trust a size */
   Py_ssize_t want = b->itemsize;
   for (int d = b->ndim - 1; d >= 0; d--) {  /* no strides: C order */
     v->shape[d] = b->shape ? b->shape[d] : b->len / b->itemsize;
+    if (v->shape[d] < 0) return "invalid buffer shape";
     v->strides[d] = b->strides ? b->strides[d] : want;
-    want *= v->shape[d];
+    if (!b->strides && __builtin_mul_overflow(want, v->shape[d], &want))
+      return "buffer too large";
   }
   v->type = (uint8_t)type;
   v->itemsize = (int)b->itemsize;

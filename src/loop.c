@@ -29,7 +29,7 @@ static Queue compq = {PTHREAD_MUTEX_INITIALIZER, NULL, NULL};
 
 static int efd = -1;                  /* wakes the loop thread */
 static atomic_int loop_signaled, loop_spinning;
-static atomic_int comp_signaled, main_spinning;
+static atomic_int comp_signaled, main_blocked;
 static uv_async_t comp_async;         /* wakes the main thread */
 static uv_loop_t *uvl;
 static pthread_t loop_thread;
@@ -220,7 +220,9 @@ static PyObject *l_drain(PyObject *self, PyObject *unused) {
 void pya__post(pya_Comp *c) {
   push(&compq, c);
   atomic_thread_fence(memory_order_seq_cst);
-  if (!atomic_load(&main_spinning) && !atomic_exchange(&comp_signaled, 1))
+  /* the main thread looks at the queue before it blocks: wake it only if
+  ** it is (about to be) blocked in uv_run, at most once per batch */
+  if (atomic_load(&main_blocked) && !atomic_exchange(&comp_signaled, 1))
     uv_async_send(&comp_async);
 }
 
@@ -248,7 +250,7 @@ static int loop_idle(void) {
   return n == 0;
 }
 
-static void schedule_linger(void) {
+void pya__schedule_linger(void) {
   if (linger_pending || !call_soon_fn || !ready_deque) return;
   PyObject *r = PyObject_CallOneArg(call_soon_fn, linger_fn);
   if (r) { linger_pending = 1; Py_DECREF(r); }
@@ -278,7 +280,7 @@ static PyObject *l_complete(PyObject *self, PyObject *const *args, Py_ssize_t n)
   PyObject *r = PyObject_CallMethod(args[1], "result", NULL);
   if (r) post_result(id, PYA_C_OK, r);
   else post_result(id, PYA_C_ERR, pya__fetch_exc());
-  schedule_linger();
+  pya__schedule_linger();
   Py_RETURN_NONE;
 }
 
@@ -304,10 +306,17 @@ pya_Comp *pya__take_completions(void) { return take_all(&compq); }
 
 /* Main thread, before blocking for a completion: spin if one is due soon. */
 int pya__spin_main(void) {
-  atomic_store(&main_spinning, 1);
-  int got = spin_for(&compq, SPIN_NS);
-  atomic_store(&main_spinning, 0);
-  return got || nonempty(&compq);
+  return spin_for(&compq, SPIN_NS) || nonempty(&compq);
+}
+
+/* Main thread: about to block in uv_run (on) or back (off).  Returns 0 if a
+** completion is already there, so it must not block after all. */
+int pya__main_blocking(int on) {
+  if (!on) { atomic_store(&main_blocked, 0); return 1; }
+  atomic_store(&main_blocked, 1);
+  atomic_thread_fence(memory_order_seq_cst);  /* pairs with pya__post */
+  if (nonempty(&compq)) { atomic_store(&main_blocked, 0); return 0; }
+  return 1;
 }
 
 /* --- starting and stopping ----------------------------------------------- */

@@ -170,6 +170,8 @@ long long pya__outstanding(void);        /* awaits submitted, not delivered */
 extern atomic_llong pya__inflight;
 int pya__isloopthread(void);
 int pya__spin_main(void);
+int pya__main_blocking(int on);
+void pya__schedule_linger(void);   /* loop thread: a reply is likely soon */
 void pya__wake_main(void);
 void pya__ref_completions(int on);
 void pya__set_loop_kind(const char *kind);

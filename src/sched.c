@@ -64,7 +64,8 @@ static int sched_submit(lua_State *L) {
   char msg[160] = "";
   if (!is_awaitable(aw))
     snprintf(msg, sizeof msg, "attempt to await a '%.80s' object (not awaitable)", Py_TYPE(aw)->tp_name);
-  else if (!(id = submit(PYA_OP_AWAIT, aw, 0))) pya__pusherror(L);
+  else if (!(id = submit(PYA_OP_AWAIT, aw, (long long)luaL_optinteger(L, 2, 0))))
+    pya__pusherror(L);
   pya__gil_leave(took);
   if (*msg) return luaL_error(L, "%s", msg);
   if (!id) return lua_error(L);
@@ -235,9 +236,11 @@ static int wait_events(lua_State *L, int block) {
     return 1;
   if (inflight == 0 && !uv_loop_alive(pya__uvloop()) && !pya__loop_running())
     return 0;
+  if (!pya__main_blocking(1)) return 1;
   pya__ref_completions(1);
   run_uv(L, UV_RUN_ONCE);
   pya__ref_completions(0);
+  pya__main_blocking(0);
   return 1;
 }
 

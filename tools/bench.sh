@@ -7,6 +7,7 @@
 #                                   buffer dlpack memory pipe (default: all)
 #   BENCH_SCALE=0.1 tools/bench.sh  fewer iterations (a quick look)
 #   PYASYNC_LOOP=uvloop tools/bench.sh   the same on uvloop
+#   BENCH_OUT=/tmp/r.json tools/bench.sh  write the JSON elsewhere
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=build-bench
@@ -53,6 +54,7 @@ meta=$(printf '{"repeats": 7, "load_before": "%s", "load_after": "%s", "seconds"
   "${BENCH_SCALE:-1}" "$(date -u +%Y-%m-%dT%H:%MZ)")
 out=bench/results.json
 [ "${PYASYNC_LOOP:-asyncio}" = asyncio ] || out="bench/results-${PYASYNC_LOOP}.json"
+out=${BENCH_OUT:-$out}
 "$PY" bench/report.py "$parts" "$out" "$meta"
 echo "written: $out"
 case "${load_before%% *}" in

@@ -14,12 +14,7 @@ def sl(a, index):
 ]]
 local M = py.main
 
--- The error message of a failing call (string errors and PyErrors alike).
-local function err_of(f, ...)
-  local ok, e = pcall(f, ...)
-  assert(not ok, "expected an error")
-  return type(e) == "table" and tostring(e.message or e) or tostring(e)
-end
+local err_of = support.err_of
 
 -- Live memory blocks and DLPack capsules, once garbage and deferred
 -- releases are gone.

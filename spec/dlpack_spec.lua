@@ -102,11 +102,7 @@ def refcount(x):
     return sys.getrefcount(x)
 ]]
 
-local function err_of(f, ...)
-  local ok, e = pcall(f, ...)
-  assert(not ok, "expected an error")
-  return type(e) == "table" and tostring(e.message or e) or tostring(e)
-end
+local err_of = support.err_of
 
 local function stats()
   collectgarbage()

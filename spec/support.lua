@@ -44,6 +44,13 @@ function M.run_script(src, how, args, env)
   return o, e, code
 end
 
+-- The error message of a failing call (string errors and PyErrors alike).
+function M.err_of(f, ...)
+  local ok, e = pcall(f, ...)
+  assert(not ok, "expected an error")
+  return type(e) == "table" and tostring(e.message or e) or tostring(e)
+end
+
 -- Nothing submitted to Python is still waiting for delivery.
 function M.drained()
   py.run(function() end)

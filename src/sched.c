@@ -73,6 +73,26 @@ static int sched_submit(lua_State *L) {
   return 1;
 }
 
+/* core.submit_call(f, ...) -> id: f(...) and its awaitable submitted under
+** one GIL hold (a stream step or a queue operation: every GIL take on the
+** main thread makes the busy loop thread wait for the GIL back). */
+static int sched_submit_call(lua_State *L) {
+  if (pya__rt.closing) return luaL_error(L, "pyasync is shut down: cannot start new work");
+  PyObject *f = pya__checkobj(L, 1);
+  int took = pya__gil_enter(L);
+  PyObject *aw = pya__call(L, f, 2);
+  long long id = 0;
+  if (aw && !is_awaitable(aw))
+    PyErr_Format(PyExc_TypeError, "'%.80s' object is not awaitable", Py_TYPE(aw)->tp_name);
+  else if (aw) id = submit(PYA_OP_AWAIT, aw, 0);
+  Py_XDECREF(aw);
+  if (!id) pya__pusherror(L);
+  pya__gil_leave(took);
+  if (!id) return lua_error(L);
+  lua_pushinteger(L, (lua_Integer)id);
+  return 1;
+}
+
 /* core.submit_batch(list, n) -> first id: list[1..n] start on the loop
 ** thread as one batch, with ids first .. first+n-1 (py.gather).  Nothing
 ** is submitted if any of them is not awaitable. */
@@ -354,6 +374,7 @@ static int sched_shutdown(lua_State *L) {
 
 static const luaL_Reg sched_funcs[] = {
   {"submit", sched_submit}, {"submit_batch", sched_submit_batch},
+  {"submit_call", sched_submit_call},
   {"cancel", sched_cancel},
   {"call_soon", sched_call_soon}, {"newid", sched_newid},
   {"timer", sched_timer}, {"timer_stop", sched_timer_stop},

@@ -719,6 +719,12 @@ end
 local helper = core._helper
 
 -- Awaits aw; returns ok, value instead of raising.
+-- Calls f(...) and awaits what it returns, under one GIL hold for both.
+local function await_call(opts, f, ...)
+  local w = new_waiter(core.submit_call(f, ...))
+  return py._wait(w, opts)
+end
+
 local function await_raw(aw, opts)
   local w = new_waiter(core.submit(aw))
   return py._wait(w, opts)
@@ -737,7 +743,9 @@ local function aiter_next(st)
     return v
   end
   if st.done then return nil end
-  local ok, batch = await_raw(st.src:step())
+  local step = st.step
+  if not step then step = st.src.step; st.step = step end
+  local ok, batch = await_call(nil, step)
   if not ok then
     -- the iterator raised: it is finished.  A cancelled step (the task was
     -- cancelled) may leave a prefetch pump running: __close acloses it.
@@ -814,6 +822,7 @@ end
 ---------------------------------------------------------------------------
 
 local Queue = {__pyobject = true}
+local q_get_or_end = helper._q_get_or_end
 Queue.__index = Queue
 
 --- py.Queue([maxsize]) -> an asyncio.Queue on the loop thread.
@@ -825,13 +834,13 @@ function py.Queue(maxsize)
 end
 
 function Queue:put(v, opts)
-  local ok, e = await_raw(self._obj.put(v), opts)
+  local ok, e = await_call(opts, self._obj.put, v)
   if not ok then error(e, 0) end
 end
 
 -- One item, or nil once the queue is closed and drained.
 function Queue:get(opts)
-  local ok, b = await_raw(helper._q_get_or_end(self._obj), opts)
+  local ok, b = await_call(opts, q_get_or_end, self._obj)
   if not ok then error(b, 0) end
   return b[1]
 end
@@ -864,7 +873,7 @@ function Queue:items(token)
   local q = self._obj
   return function()
     if token and token.cancelled then return nil end
-    local ok, b = await_raw(helper._q_get_or_end(q), token and {cancel = token})
+    local ok, b = await_call(token and {cancel = token}, q_get_or_end, q)
     if not ok then
       if token and token.cancelled and py.iserror(b, "CancelledError") then return nil end
       error(b, 0)

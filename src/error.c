@@ -63,13 +63,6 @@ void pya__pusherror(lua_State *L) {
   Py_DECREF(exc);
 }
 
-int pya__raise(lua_State *L) {
-  int took = pya__gil_enter(L);
-  pya__pusherror(L);
-  pya__gil_leave(took);
-  return lua_error(L);
-}
-
 void pya__pusherr_simple(lua_State *L, const char *type, const char *msg) {
   PyObject *exc = PyObject_CallMethod(pya__rt.helper, "_make_exc", "ss", type, msg);
   if (!exc) { pya__pusherror(L); return; }

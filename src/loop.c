@@ -33,7 +33,6 @@ static atomic_int comp_signaled, main_blocked;
 static uv_async_t comp_async;         /* wakes the main thread */
 static uv_loop_t *uvl;
 static pthread_t loop_thread;
-static pthread_t loop_tid_for_check;
 static int running;                   /* loop thread started, not joined */
 static atomic_int loop_exited;
 atomic_llong pya__inflight;           /* awaits submitted, not delivered */
@@ -250,7 +249,7 @@ static int loop_idle(void) {
   return n == 0;
 }
 
-void pya__schedule_linger(void) {
+static void schedule_linger(void) {
   if (linger_pending || !call_soon_fn || !ready_deque) return;
   PyObject *r = PyObject_CallOneArg(call_soon_fn, linger_fn);
   if (r) { linger_pending = 1; Py_DECREF(r); }
@@ -280,7 +279,7 @@ static PyObject *l_complete(PyObject *self, PyObject *const *args, Py_ssize_t n)
   PyObject *r = PyObject_CallMethod(args[1], "result", NULL);
   if (r) post_result(id, PYA_C_OK, r);
   else post_result(id, PYA_C_ERR, pya__fetch_exc());
-  pya__schedule_linger();
+  schedule_linger();
   Py_RETURN_NONE;
 }
 
@@ -402,9 +401,7 @@ uv_loop_t *pya__uvloop(void) {
 }
 
 int pya__loop_running(void) { return running && ready_state == 1; }
-int pya__isloopthread(void) {
-  return running && pthread_equal(pthread_self(), loop_tid_for_check);
-}
+
 
 /* Main thread, GIL held.  Returns 0, or -1 with a Python exception set. */
 int pya__loop_start(void) {
@@ -430,7 +427,6 @@ int pya__loop_start(void) {
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   if (pthread_create(&loop_thread, NULL, loop_main, NULL) != 0) ready_state = -1;
-  else loop_tid_for_check = loop_thread;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_mutex_lock(&ready_mu);
   while (ready_state == 0) pthread_cond_wait(&ready_cv, &ready_mu);

@@ -110,9 +110,6 @@ void pya__push(lua_State *L, PyObject *o);
 void pya__pusherror(lua_State *L);
 /* Pushes the given exception instance as a PyError (borrowed). */
 void pya__pushexc(lua_State *L, PyObject *exc);
-/* Raises the current Python exception as a Lua error.  Call without any
-** Python state that needs cleaning up: the GIL must already be released. */
-int pya__raise(lua_State *L);
 /* Builds a PyError with type and message, for CancelledError et al. */
 void pya__pusherr_simple(lua_State *L, const char *type, const char *msg);
 int luaopen_pyasync_error(lua_State *L);
@@ -153,7 +150,7 @@ struct pya_Comp {             /* loop thread -> main thread */
   int nowait;                 /* PYA_C_CALL nobody waits for */
   atomic_int done;
 };
-enum { PYA_C_OK = 1, PYA_C_ERR, PYA_C_CANCELLED, PYA_C_TIMER, PYA_C_CALL };
+enum { PYA_C_OK = 1, PYA_C_ERR, PYA_C_TIMER, PYA_C_CALL };
 
 int pya__loop_start(void);               /* GIL held on the main thread */
 void pya__loop_stop(void);               /* GIL not held */
@@ -166,12 +163,9 @@ int pya__completions_ready(void);
 uv_loop_t *pya__uvloop(void);
 void pya__uv_set_loop(uv_loop_t *loop);
 void pya__luv_setup(lua_State *L);      /* luv.c */
-long long pya__outstanding(void);        /* awaits submitted, not delivered */
 extern atomic_llong pya__inflight;
-int pya__isloopthread(void);
 int pya__spin_main(void);
 int pya__main_blocking(int on);
-void pya__schedule_linger(void);   /* loop thread: a reply is likely soon */
 void pya__wake_main(void);
 void pya__ref_completions(int on);
 void pya__set_loop_kind(const char *kind);

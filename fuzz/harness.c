@@ -28,7 +28,16 @@ lua_State *fz_state(void) {
   state = luaL_newstate();
   luaL_openlibs(state);
   pyasync_preload(state);
-  fz_load(state, "=fuzz", "py = require 'pyasync'");
+  /* what every target's oracle uses: a failed check, and an error that
+  ** must be a message or a PyError, never anything else */
+  fz_load(state, "=fuzz",
+    "py = require 'pyasync'\n"
+    "function fz_fail(fmt, ...) error('FUZZ-ASSERT: ' .. fmt:format(...), 0) end\n"
+    "function fz_clean(e, what)\n"
+    "  if type(e) ~= 'string' and not py.iserror(e) then\n"
+    "    fz_fail('%s raised a %s, not a PyError or a message', what, type(e))\n"
+    "  end\n"
+    "end\n");
   return state;
 }
 

@@ -444,7 +444,12 @@ function py._wait(w, opts)
     end
   end
   local tid
-  if timeout and not w.done then
+  if timeout and timeout <= 0 and not w.done then
+    -- already expired, as asyncio.wait_for(aw, 0): cancel at once (a
+    -- result that is already on its way back still wins)
+    w.timed_out = true
+    cancel_wait(w, core.make_error("TimeoutError", "timed out after " .. timeout .. " s"))
+  elseif timeout and not w.done then
     tid = core.timer(timeout)
     local tw = new_waiter(tid)
     tw.on_complete = function()

@@ -232,6 +232,105 @@ async def quick(n):
     end)
   end)
 
+  describe("with prefetch, through the ring between the pump and Lua", function()
+    py.exec([[
+import gc, weakref
+
+class Obj:
+    pass
+
+LIVE = weakref.WeakSet()
+
+async def values(items):
+    for v in items:
+        yield v
+
+async def objs(n, st):
+    try:
+        for i in range(n):
+            o = Obj()
+            o.i = i
+            LIVE.add(o)
+            yield o
+    finally:
+        st["finally"] = True
+
+async def gated(ev):
+    await ev.wait()
+    yield 1
+    yield 2
+]], ns)
+
+    it("converts every kind of item as lazy mode does", function()
+      local f = function() return 7 end
+      local items = py.eval([=[lambda f: [1, -2**63, 2**70, 1.5, True, False, 'h\u00e9llo',
+                                          b'\xff\x00', '\ud800', None, [1, 2], f]]=])(f)
+      local lazy = collect(py.aiter(ns.values(items)))
+      local got = collect(py.aiter(ns.values(items), {prefetch = 5}))
+      assert.are.equal(12, #got)
+      for i = 1, 12 do
+        assert.are.equal(type(lazy[i]), type(got[i]), "item " .. i)
+        if type(got[i]) == "userdata" then
+          assert.are.equal(tostring(lazy[i]), tostring(got[i]), "item " .. i)
+        else
+          assert.are.equal(lazy[i], got[i], "item " .. i)
+        end
+      end
+      assert.are.equal(1, got[1])
+      assert.are.equal(math.mininteger, got[2])
+      assert.are.equal("int", py.type(got[3]))
+      assert.are.equal("1180591620717411303424", tostring(got[3]))
+      assert.are.equal(1.5, got[4])
+      assert.is_true(got[5] == true and got[6] == false)
+      assert.are.equal("h\u{e9}llo", got[7])
+      assert.are.equal("\xff\0", got[8])
+      assert.are.equal("\xed\xa0\x80", got[9])  -- a lone surrogate, kept
+      assert.is_true(got[10] == py.None)
+      assert.are.same({1, 2}, py.totable(got[11]))
+      assert.are.equal(f, got[12])  -- the Lua function itself
+    end)
+
+    it("releases the items it never handed over", function()
+      local st = ns.new_state()
+      for o in py.aiter(ns.objs(50, st), {prefetch = 20}) do
+        if o.i == 3 then break end
+      end
+      assert.is_true(st.finally)
+      assert.is_true(py.eval("len(LIVE)", ns) > 0)  -- Lua's and the ring's
+      collectgarbage()
+      collectgarbage()
+      py.exec("gc.collect()", ns)
+      assert.are.equal(0, py.eval("len(LIVE)", ns))
+    end)
+
+    it("runs ahead by at most 65536 items whatever n is", function()
+      local st = ns.new_state()
+      local sum = 0
+      for v in py.aiter(ns.gen(st, 100), {prefetch = 1 << 40}) do sum = sum + v end
+      assert.are.equal(4950, sum)
+    end)
+
+    it("refuses a second task advancing it while one waits", function()
+      py.run(function()
+        local ev = py.eval("__import__('asyncio').Event()")
+        local f, s = py.aiter(ns.gated(ev), {prefetch = 2})
+        local t = py.spawn(function() return f(s) end)
+        for _ = 1, 10000 do  -- until t waits for the first item
+          if s.waiting then break end
+          py.await(ns.turns(1))
+        end
+        assert.is_true(s.waiting)
+        local ok, e = pcall(f, s)
+        assert.is_false(ok)
+        assert.matches("already advanced by another task", e)
+        py.await(ns.signal(ev))
+        assert.are.equal(1, py.await(t))
+        assert.are.equal(2, f(s))
+        assert.is_nil(f(s))
+      end)
+    end)
+  end)
+
   describe("on early exit awaits aclose() before the next statement", function()
     local function by_break(make, seen)
       for v in make() do if v == 3 then break end end

@@ -299,6 +299,8 @@ PyObject *pya__wrapfunc(lua_State *L, int idx) {
   return (PyObject *)f;
 }
 
+int pya__iswrapped(PyObject *o) { return Py_TYPE(o) == &LuaFunc_Type; }
+
 int pya__pushwrapped(lua_State *L, PyObject *o) {
   if (Py_TYPE(o) != &LuaFunc_Type) return 0;
   lua_rawgeti(L, LUA_REGISTRYINDEX, ((LuaFunc *)o)->ref);

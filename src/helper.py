@@ -224,39 +224,33 @@ class _Lazy:
 
 
 class _Prefetch(_Lazy):
-    """A pump task on the loop runs up to n items ahead of Lua: the items it
-    holds plus those of the batch Lua is still consuming stay within n."""
-    __slots__ = ("n", "buf", "handed", "pump", "waiter", "room", "end")
+    """A pump task on the loop runs up to n items ahead of Lua, through a
+    _Ring (src/ring.c): Lua takes the items without the GIL, one by one."""
+    __slots__ = ("ring", "pump", "end")
 
     def __init__(self, obj, n):
         super().__init__(obj)
-        self.n = max(1, int(n))
-        self.buf = []
-        self.handed = 0         # size of the batch Lua holds until its next step
+        self.ring = _Ring(n)
         self.pump = None
-        self.waiter = None      # future a step waits on while buf is empty
-        self.room = None        # future the pump waits on while buf is full
         self.end = None         # (exception or None) once the source ended
 
-    def _wake(self, attr):
-        f = getattr(self, attr)
-        if f is not None:
-            setattr(self, attr, None)
-            if not f.done():
-                f.set_result(None)
+    async def start(self):
+        import asyncio
+        if self.pump is None:
+            self.pump = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self):
         import asyncio
         loop = asyncio.get_running_loop()
+        ring = self.ring
+        push, wait_room = ring.push, ring.wait_room
         nxt = self.ait.__anext__
         try:
             while True:
-                while len(self.buf) + self.handed >= self.n:
-                    self.room = loop.create_future()
-                    await self.room
-                item = await nxt()  # step() may swap buf meanwhile
-                self.buf.append(item)
-                self._wake("waiter")
+                if not push(await nxt()):
+                    # full: the generator runs on once Lua has taken half
+                    while wait_room(fut := loop.create_future()):
+                        await fut
         except StopAsyncIteration:
             self.end = (None,)
         except asyncio.CancelledError:
@@ -265,25 +259,7 @@ class _Prefetch(_Lazy):
         except BaseException as e:
             self.end = (e,)
         finally:
-            self._wake("waiter")
-
-    async def step(self):
-        import asyncio
-        if self.pump is None:
-            self.pump = asyncio.get_running_loop().create_task(self._run())
-        self.handed = 0         # a new step: Lua has consumed the last batch
-        self._wake("room")
-        while not self.buf:
-            if self.end is not None:
-                if self.end[0] is not None:
-                    e, self.end = self.end[0], (None,)
-                    raise e
-                return _EMPTY
-            self.waiter = asyncio.get_running_loop().create_future()
-            await self.waiter
-        items, self.buf = _Batch(self.buf), []
-        self.handed = len(items)
-        return items
+            ring.finish(self.end[0] if self.end else None)
 
     async def aclose(self):
         import asyncio

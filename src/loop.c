@@ -17,7 +17,7 @@
 
 #include "pyasync_int.h"
 
-#define SPIN_NS 60000  /* how long either side spins before sleeping */
+#define SPIN_NS PYA_SPIN_NS
 
 typedef struct {
   pthread_mutex_t mu;
@@ -70,7 +70,7 @@ static int nonempty(Queue *q) {
   return __atomic_load_n(&q->head, __ATOMIC_ACQUIRE) != NULL;
 }
 
-static long long now_ns(void) {
+long long pya__now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
@@ -78,11 +78,11 @@ static long long now_ns(void) {
 
 /* Spins until q has something or the budget runs out. */
 static int spin_for(Queue *q, long long budget_ns) {
-  long long end = now_ns() + budget_ns;
+  long long end = pya__now_ns() + budget_ns;
   for (int i = 0;; i++) {
     if (nonempty(q)) return 1;
     if ((i & 63) == 63) {
-      if (now_ns() > end) return 0;
+      if (pya__now_ns() > end) return 0;
       /* the thread we wait for may share this CPU: let it run */
       sched_yield();
     }
@@ -168,6 +168,9 @@ static void run_sub(pya_Sub *s, int *all_eager) {
       Py_XDECREF(r);
       break;
     }
+    case PYA_OP_ROOM:
+      pya__ring_room(s->ring);
+      break;
     case PYA_OP_STOP: {
       PyObject *r = PyObject_CallNoArgs(stop_fn);
       if (!r) PyErr_WriteUnraisable(stop_fn);
@@ -242,6 +245,8 @@ static PyObject *call_soon_fn, *linger_fn, *ready_deque;
 static int linger_pending;
 
 /* asyncio's loop has no callback ready to run (uvloop: unknown, so no). */
+int pya__loop_idle(void) { return loop_idle(); }
+
 static int loop_idle(void) {
   if (!ready_deque) return 0;
   Py_ssize_t n = PyObject_Length(ready_deque);

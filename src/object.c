@@ -21,6 +21,14 @@ void pya__pushobj(lua_State *L, PyObject *o) {
   lua_setmetatable(L, -2);
 }
 
+void pya__pushobj_steal(lua_State *L, PyObject *o) {
+  pya_Proxy *p = (pya_Proxy *)lua_newuserdatauv(L, sizeof *p, 0);
+  p->obj = o;
+  p->method = 0;
+  pushmt(L);
+  lua_setmetatable(L, -2);
+}
+
 void pya__pushmethod(lua_State *L, PyObject *o, int recv) {
   recv = lua_absindex(L, recv);
   pya_Proxy *p = (pya_Proxy *)lua_newuserdatauv(L, sizeof *p, 1);

@@ -88,6 +88,8 @@ typedef struct pya_Proxy {
 
 /* Pushes a proxy owning a new reference to o (GIL held). */
 void pya__pushobj(lua_State *L, PyObject *o);
+/* Pushes a proxy that takes over the caller's reference to o (no GIL). */
+void pya__pushobj_steal(lua_State *L, PyObject *o);
 /* Like pya__pushobj, remembering the receiver at index recv (for obj:meth). */
 void pya__pushmethod(lua_State *L, PyObject *o, int recv);
 /* The object of the proxy at idx, or NULL if idx is not a proxy.  Raises
@@ -124,13 +126,17 @@ PyObject *pya__call(lua_State *L, PyObject *f, int first);
 PyObject *pya__wrapfunc(lua_State *L, int idx);
 /* If o wraps a Lua function, pushes it and returns 1. */
 int pya__pushwrapped(lua_State *L, PyObject *o);
+int pya__iswrapped(PyObject *o);        /* no GIL needed */
 int pya__call_init(PyObject *helper);
 /* Main thread, GIL held: runs a PYA_C_CALL record and wakes its caller. */
 void pya__run_call(pya_Comp *c);
 void pya__refuse_call(pya_Comp *c);    /* no GIL: fail it, shutting down */
 
 /* --- loop thread and queues (loop.c) -------------------------------------- */
-enum { PYA_OP_AWAIT = 1, PYA_OP_CANCEL, PYA_OP_CALL, PYA_OP_ACLOSE, PYA_OP_STOP };
+enum { PYA_OP_AWAIT = 1, PYA_OP_CANCEL, PYA_OP_CALL, PYA_OP_ACLOSE, PYA_OP_STOP,
+       PYA_OP_ROOM };
+
+typedef struct pya_Ring pya_Ring;  /* ring.c */
 
 typedef struct pya_Sub {      /* main thread -> loop thread */
   struct pya_Sub *next;
@@ -138,6 +144,7 @@ typedef struct pya_Sub {      /* main thread -> loop thread */
   long long id;               /* waiter id */
   PyObject *obj;              /* owned: awaitable, or callable for CALL */
   PyObject *ctx;              /* owned: contextvars context, or NULL */
+  pya_Ring *ring;             /* PYA_OP_ROOM: a reference to the ring */
 } pya_Sub;
 
 struct pya_Comp {             /* loop thread -> main thread */
@@ -164,6 +171,20 @@ uv_loop_t *pya__uvloop(void);
 void pya__uv_set_loop(uv_loop_t *loop);
 void pya__luv_setup(lua_State *L);      /* luv.c */
 extern atomic_llong pya__inflight;
+#define PYA_SPIN_NS 60000  /* how long a side spins before sleeping */
+long long pya__now_ns(void);
+static inline void pya__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+int pya__loop_idle(void);                /* loop thread, GIL held */
+/* A wait the C core completes without a value: a new id, counted in
+** flight; pya__end_wait uncounts one that will not complete (sched.c). */
+long long pya__new_wait(void);
+void pya__end_wait(void);
 int pya__spin_main(void);
 int pya__main_blocking(int on);
 void pya__wake_main(void);
@@ -174,6 +195,8 @@ const char *pya__loop_kind(void);
 /* --- streams (stream.c) --------------------------------------------------- */
 int pya__isbatch(PyObject *o);
 void pya__push_batch(lua_State *L, PyObject *o);
+void pya__ring_room(pya_Ring *r);        /* loop thread, GIL held */
+int pya__ring_open(lua_State *L);        /* GIL held; -1 with an exception */
 
 /* --- buffers and DLPack (buffer.c, dlpack.c) ------------------------------ */
 /* Python objects sharing the memory of a View / Tensor userdata at idx

@@ -53,6 +53,14 @@ static long long submit(int op, PyObject *obj, long long id) {
   return s->id;
 }
 
+long long pya__new_wait(void) {
+  atomic_fetch_add(&pya__inflight, 1);
+  last_submit_ns = mono_ns();
+  return ++next_id;
+}
+
+void pya__end_wait(void) { atomic_fetch_sub(&pya__inflight, 1); }
+
 /* core.submit(aw) -> id: aw starts on the loop thread now. */
 static int sched_submit(lua_State *L) {
   /* closing first: after shutdown even looking into a proxy is an error */
@@ -315,7 +323,11 @@ static int sched_poll(lua_State *L) {
   }
   if (!c) { lua_pushinteger(L, alive || n ? n : -1); return 1; }
   if (!pya__rt.initialized) return poll_finalized(L, c, n);
-  int took = pya__gil_enter(L);
+  /* completions without a value (timers, prefetch rings) need no GIL */
+  int need_gil = 0;
+  for (pya_Comp *x = c; x && !need_gil; x = x->next)
+    need_gil = x->value || x->kind == PYA_C_CALL;
+  int took = need_gil ? pya__gil_enter(L) : 0;
   while (c) {
     pya_Comp *next = c->next;
     if (c->kind == PYA_C_CALL) pya__run_call(c);  /* its caller frees it */

@@ -29,7 +29,8 @@ void pya__push_batch(lua_State *L, PyObject *o) {
   lua_setfield(L, -2, "n");
 }
 
-/* core.aiter_open(obj [, prefetch]) -> proxy of helper._Lazy/_Prefetch */
+/* core.aiter_open(obj [, prefetch]) -> proxy of helper._Lazy, or of
+** helper._Prefetch and its _Ring */
 static int stream_aiter_open(lua_State *L) {
   PyObject *o = pya__checkobj(L, 1);
   lua_Integer pf = luaL_optinteger(L, 2, 0);
@@ -37,11 +38,16 @@ static int stream_aiter_open(lua_State *L) {
   int took = pya__gil_enter(L);
   PyObject *r = pf ? PyObject_CallMethod(pya__rt.helper, "_aiter", "OL", o, (long long)pf)
                    : PyObject_CallMethod(pya__rt.helper, "_aiter", "(O)", o);
-  if (r) { pya__pushobj(L, r); Py_DECREF(r); }
-  else pya__pusherror(L);
+  PyObject *ring = r && pf ? PyObject_GetAttrString(r, "ring") : NULL;
+  if (r && (ring || !pf)) {
+    pya__pushobj(L, r);
+    if (ring) pya__pushobj(L, ring);
+  } else pya__pusherror(L);
+  Py_XDECREF(r);
+  Py_XDECREF(ring);
   pya__gil_leave(took);
-  if (!r) return lua_error(L);
-  return 1;
+  if (!r || (pf && !ring)) return lua_error(L);
+  return pf ? 2 : 1;
 }
 
 /* core.aclose_nowait(proxy): schedules aclose() on the loop and releases
@@ -76,7 +82,10 @@ int luaopen_pyasync_stream(lua_State *L) {
   else { Py_XDECREF(b); PyErr_Clear(); }
   pya__pushobj(L, pya__rt.helper);
   lua_setfield(L, -2, "_helper");
+  int bad = pya__ring_open(L) < 0;
+  if (bad) pya__pusherror(L);
   pya__gil_leave(took);
+  if (bad) return lua_error(L);
   luaL_setfuncs(L, stream_funcs, 0);
   return 0;
 }

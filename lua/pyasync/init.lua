@@ -767,6 +767,50 @@ local function aiter_next(st)
   return v
 end
 
+-- Prefetch: the items come through a ring (src/ring.c) without the GIL; Lua
+-- waits only while it is empty.
+local ring_pop, ring_wait, ring_disarm = core.ring_pop, core.ring_wait, core.ring_disarm
+
+local function ring_slow(st)
+  if st.done then return nil end
+  local ring = st.ring
+  if not st.started then
+    st.started = true
+    local ok, e = await_call(nil, st.src.start)
+    if not ok then st.done = true; error(e, 0) end
+  end
+  while true do
+    local v = ring_pop(ring)
+    if v ~= nil then return v end
+    if st.waiting then
+      error("pyasync: this async iterator is already advanced by another task", 2)
+    end
+    local okw, id = pcall(ring_wait, ring, ready_head > ready_tail)
+    if not okw then st.done = true; error(id, 0) end  -- the generator's error
+    if id == false then st.done = true; return nil end
+    if id then
+      local w = new_waiter(id)
+      -- a cancelled wait ends now, unless the item is already on its way
+      w.on_cancel = function(_, err)
+        if ring_disarm(ring, id) then
+          waiters[id] = nil
+          wake(w, false, err)
+        end
+      end
+      st.waiting = true
+      local ok, e = py._wait(w)
+      st.waiting = nil
+      if not ok then error(e, 0) end
+    end
+  end
+end
+
+local function ring_next(st)
+  local v = ring_pop(st.ring)
+  if v ~= nil then return v end
+  return ring_slow(st)
+end
+
 -- Can this coroutine wait for aclose() right here?
 local function can_wait()
   local co, ismain = co_running()
@@ -817,9 +861,10 @@ function py.aiter(x, opts)
   if type(x) ~= "userdata" then
     error("bad argument #1 to 'aiter' (async iterable expected, got " .. type(x) .. ")", 2)
   end
-  local st = setmetatable({src = core.aiter_open(x, pf), buf = nil, i = 0, n = 0,
+  local src, ring = core.aiter_open(x, pf)
+  local st = setmetatable({src = src, ring = ring, buf = nil, i = 0, n = 0,
                            done = false}, AIter)
-  return aiter_next, st, nil, st
+  return ring and ring_next or aiter_next, st, nil, st
 end
 
 ---------------------------------------------------------------------------

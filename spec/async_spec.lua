@@ -58,6 +58,40 @@ describe("py.await", function()
     assert.are.equal(3, py.await(main.add_now(1, 2)))
   end)
 
+  it("converts results as a sync call does, whether they suspend or not", function()
+    py.exec([=[
+import enum
+class Color(enum.IntEnum):
+    RED = 3
+class Meters(float):
+    pass
+RESULTS = [None, True, False, 0, -2**63, 2**63 - 1, 2**63, 1.25, Color.RED,
+           Meters(2.5), "s", b"\\xff", [1]]
+async def result_now(i):
+    return RESULTS[i]
+async def result_later(i):
+    await asyncio.sleep(0)
+    return RESULTS[i]
+def result_sync(i):
+    return RESULTS[i]
+]=])
+    local n = py.eval("len(RESULTS)")
+    for i = 0, n - 1 do
+      local want = main.result_sync(i)
+      for _, f in ipairs{main.result_now, main.result_later} do
+        local got = py.await(f(i))
+        assert.are.equal(math.type(want) or type(want), math.type(got) or type(got), "result " .. i)
+        if type(want) == "userdata" then
+          assert.are.equal(tostring(want), tostring(got), "result " .. i)
+        else
+          assert.are.equal(want, got, "result " .. i)
+        end
+      end
+    end
+    assert.are.equal(3, py.await(main.result_later(8)))  -- IntEnum: an integer
+    assert.are.equal("9223372036854775808", tostring(py.await(main.result_later(6))))
+  end)
+
   it("awaits an asyncio Future made on the loop", function()
     local fut = py.await(main.make_future())
     assert.are.equal("Future", py.type(fut))

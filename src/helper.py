@@ -75,12 +75,7 @@ async def _wrap_awaitable(aw):
 
 
 _wids = {}         # Task -> waiter id (no per-task closure for the GC)
-
-
-def _done(fut):
-    wid = _wids.pop(fut, None)
-    _tasks.pop(wid, None)
-    _complete(wid, fut)
+# _done(task), the done callback reporting a task to its waiter, is loop.c's.
 
 
 def _start(aw, ctx, wid):

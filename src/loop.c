@@ -38,7 +38,8 @@ static atomic_int loop_exited;
 atomic_llong pya__inflight;           /* awaits submitted, not delivered */
 
 /* Loop-thread state, touched only with the GIL held by the loop thread. */
-static PyObject *start_fn, *tasks, *cancel_fn, *stop_fn, *aclose_fn;
+static PyObject *start_fn, *tasks, *wids, *cancel_fn, *stop_fn, *aclose_fn;
+static PyObject *str_result;           /* "result", interned */
 
 /* --- queues ---------------------------------------------------------------- */
 
@@ -124,19 +125,71 @@ static void post_result(long long id, int kind, PyObject *value);
 static PyObject *l_drain(PyObject *self, PyObject *unused);
 static int loop_idle(void);
 
+/* asyncio's loop, cached by _ready() (NULL on uvloop, which hides its
+** ready queue): for lingering and for start_coro. */
+static PyObject *call_soon_fn, *linger_fn, *ready_deque;
+static PyObject *create_task_fn, *ready_pop_fn, *done_fn, *context_kw;
+static PyObject *str_run, *str_done, *str_add_done_callback;
+static void complete(long long id, PyObject *fut);
+
+static PyObject *call_method0(PyObject *o, PyObject *name) {
+  return PyObject_CallMethodNoArgs(o, name);
+}
+
+/* helper._start for a plain coroutine on asyncio's loop, in C: it is on the
+** path of every await.  Creates the Task and runs its first step now (see
+** _start).  Returns 1 if it finished at once, 0 if not, -1 on error. */
+static int start_coro(pya_Sub *s, PyObject *idobj) {
+  Py_ssize_t n = PyObject_Length(ready_deque);
+  if (n < 0) return -1;
+  PyObject *args[2] = {s->obj, s->ctx ? s->ctx : Py_None};
+  PyObject *t = PyObject_Vectorcall(create_task_fn, args, 1, context_kw);
+  if (!t) return -1;
+  int ret = 0;
+  if (PyObject_Length(ready_deque) == n + 1) {
+    PyObject *h = PyObject_CallNoArgs(ready_pop_fn);
+    PyObject *r = h ? call_method0(h, str_run) : NULL;
+    Py_XDECREF(h);
+    Py_XDECREF(r);
+    /* KeyboardInterrupt or SystemExit escape the step after being set on
+    ** the task: they reach the awaiter through the task */
+    PyObject *done = call_method0(t, str_done);
+    if (done == Py_True) {
+      PyErr_Clear();
+      complete(s->id, t);
+      ret = 1;
+    } else if (!r || !done) ret = -1;
+    Py_XDECREF(done);
+    if (ret) goto out;
+  }
+  PyObject *added = NULL;
+  if (PyDict_SetItem(tasks, idobj, t) < 0 || PyDict_SetItem(wids, t, idobj) < 0 ||
+      !(added = PyObject_CallMethodOneArg(t, str_add_done_callback, done_fn)))
+    ret = -1;
+  Py_XDECREF(added);
+out:
+  Py_DECREF(t);
+  return ret;
+}
+
 /* Loop thread, GIL held: starts one awaitable; returns whether it finished
 ** at once (so another submission is likely to follow soon). */
 static int start_one(pya_Sub *s) {
   PyObject *idobj = PyLong_FromLongLong(s->id);
-  PyObject *args[3] = {s->obj, s->ctx ? s->ctx : Py_None, idobj};
-  PyObject *r = idobj ? PyObject_Vectorcall(start_fn, args, 3, NULL) : NULL;
+  int eager = -1;
+  if (idobj && create_task_fn && PyCoro_CheckExact(s->obj)) {
+    eager = start_coro(s, idobj);
+  } else if (idobj) {
+    PyObject *args[3] = {s->obj, s->ctx ? s->ctx : Py_None, idobj};
+    PyObject *r = PyObject_Vectorcall(start_fn, args, 3, NULL);
+    if (r) eager = r == Py_True;
+    Py_XDECREF(r);
+  }
   Py_XDECREF(idobj);
-  if (!r) {  /* failed before it ran: the awaiter gets the error */
+  if (eager < 0) {  /* failed before it ran: the awaiter gets the error */
     post_result(s->id, PYA_C_ERR, pya__fetch_exc());
     return 1;
   }
-  int eager = r == Py_True;
-  Py_DECREF(r);
   return eager;
 }
 
@@ -228,11 +281,32 @@ void pya__post(pya_Comp *c) {
     uv_async_send(&comp_async);
 }
 
+/* Converts a plain result here, with the GIL held anyway, so the main thread
+** need not take the GIL for it (pya__push makes the same Lua values). */
+static int scalar_result(pya_Comp *c, PyObject *v) {
+  if (v == Py_None) c->vtag = PYA_V_NIL;
+  else if (v == Py_True || v == Py_False) {
+    c->vtag = PYA_V_BOOL;
+    c->v.i = v == Py_True;
+  } else if (PyLong_Check(v)) {
+    int overflow;
+    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow || (x == -1 && PyErr_Occurred())) { PyErr_Clear(); return 0; }
+    c->vtag = PYA_V_INT;
+    c->v.i = (lua_Integer)x;
+  } else if (PyFloat_Check(v)) {
+    c->vtag = PYA_V_NUM;
+    c->v.d = PyFloat_AS_DOUBLE(v);
+  } else return 0;
+  return 1;
+}
+
 static void post_result(long long id, int kind, PyObject *value) {
   pya_Comp *c = calloc(1, sizeof *c);
   if (!c) { Py_XDECREF(value); return; }  /* the awaiter hangs: no memory */
   c->kind = kind;
   c->id = id;
+  if (kind == PYA_C_OK && value && scalar_result(c, value)) Py_CLEAR(value);
   c->value = value;
   pya__post(c);
 }
@@ -241,7 +315,6 @@ static void post_result(long long id, int kind, PyObject *value) {
 ** Once the loop has nothing else to run (asyncio's ready queue is empty),
 ** linger() spins a little for that submission instead of letting it pay
 ** for an eventfd wake-up.  uvloop hides its queue: no lingering there. */
-static PyObject *call_soon_fn, *linger_fn, *ready_deque;
 static int linger_pending;
 
 /* asyncio's loop has no callback ready to run (uvloop: unknown, so no). */
@@ -275,16 +348,41 @@ static PyObject *l_linger(PyObject *self, PyObject *unused) {
   Py_RETURN_NONE;
 }
 
-/* _complete(id, task): a done callback, or the eager path, reports a result. */
+static void complete(long long id, PyObject *fut) {
+  PyObject *r = PyObject_CallMethodNoArgs(fut, str_result);
+  if (r) post_result(id, PYA_C_OK, r);
+  else post_result(id, PYA_C_ERR, pya__fetch_exc());
+  schedule_linger();
+}
+
+/* _complete(id, task): the eager path reports a result. */
 static PyObject *l_complete(PyObject *self, PyObject *const *args, Py_ssize_t n) {
   (void)self;
   if (n != 2) return PyErr_Format(PyExc_TypeError, "_complete(id, fut)");
   long long id = PyLong_AsLongLong(args[0]);
   if (id == -1 && PyErr_Occurred()) return NULL;
-  PyObject *r = PyObject_CallMethod(args[1], "result", NULL);
-  if (r) post_result(id, PYA_C_OK, r);
-  else post_result(id, PYA_C_ERR, pya__fetch_exc());
-  schedule_linger();
+  complete(id, args[1]);
+  Py_RETURN_NONE;
+}
+
+/* _done(task): the done callback of a started task (C: one per await). */
+static PyObject *l_done(PyObject *self, PyObject *fut) {
+  (void)self;
+  PyObject *wid = PyDict_GetItemWithError(wids, fut);
+  if (!wid) {
+    if (PyErr_Occurred()) return NULL;
+    Py_RETURN_NONE;  /* not ours */
+  }
+  Py_INCREF(wid);
+  long long id = PyLong_AsLongLong(wid);
+  int bad = PyDict_DelItem(wids, fut) < 0;
+  if (!bad && PyDict_DelItem(tasks, wid) < 0) {
+    if (PyErr_ExceptionMatches(PyExc_KeyError)) PyErr_Clear();
+    else bad = 1;
+  }
+  Py_DECREF(wid);
+  if (bad || (id == -1 && PyErr_Occurred())) return NULL;
+  complete(id, fut);
   Py_RETURN_NONE;
 }
 
@@ -353,6 +451,18 @@ static PyObject *l_ready(PyObject *self, PyObject *unused) {
     if (!call_soon_fn || !ready_deque || !linger_fn) {
       Py_CLEAR(call_soon_fn); Py_CLEAR(ready_deque); Py_CLEAR(linger_fn);
     }
+    if (ready_deque) {
+      create_task_fn = PyObject_GetAttrString(loop, "create_task");
+      ready_pop_fn = PyObject_GetAttrString(ready_deque, "pop");
+      done_fn = PyObject_GetAttrString(pya__rt.helper, "_done");
+      context_kw = Py_BuildValue("(s)", "context");
+      str_run = PyUnicode_InternFromString("_run");
+      str_done = PyUnicode_InternFromString("done");
+      str_add_done_callback = PyUnicode_InternFromString("add_done_callback");
+      if (!create_task_fn || !ready_pop_fn || !done_fn || !context_kw || !str_run ||
+          !str_done || !str_add_done_callback)
+        Py_CLEAR(create_task_fn);  /* start_coro off: helper._start does it */
+    }
     Py_DECREF(loop);
   }
   PyErr_Clear();
@@ -368,6 +478,15 @@ static void *loop_main(void *arg) {
   Py_XDECREF(r);
   Py_CLEAR(start_fn);
   Py_CLEAR(tasks);
+  Py_CLEAR(wids);
+  Py_CLEAR(str_result);
+  Py_CLEAR(create_task_fn);
+  Py_CLEAR(ready_pop_fn);
+  Py_CLEAR(done_fn);
+  Py_CLEAR(context_kw);
+  Py_CLEAR(str_run);
+  Py_CLEAR(str_done);
+  Py_CLEAR(str_add_done_callback);
   Py_CLEAR(cancel_fn);
   Py_CLEAR(stop_fn);
   Py_CLEAR(aclose_fn);
@@ -385,6 +504,7 @@ static PyMethodDef loop_methods[] = {
   {"_ready", l_ready, METH_NOARGS, NULL},
   {"_linger", l_linger, METH_NOARGS, NULL},
   {"_complete", (PyCFunction)(void (*)(void))l_complete, METH_FASTCALL, NULL},
+  {"_done", l_done, METH_O, NULL},
   {NULL, NULL, 0, NULL}};
 
 static PyObject *helper_attr(const char *name) {
@@ -419,6 +539,8 @@ int pya__loop_start(void) {
   if (PyModule_AddFunctions(pya__rt.helper, loop_methods) < 0) return -1;
   if (!(start_fn = helper_attr("_start")) || !(cancel_fn = helper_attr("_cancel")) ||
       !(stop_fn = helper_attr("_stop")) || !(tasks = helper_attr("_tasks")) ||
+      !(wids = helper_attr("_wids")) ||
+      !(str_result || (str_result = PyUnicode_InternFromString("result"))) ||
       !(aclose_fn = helper_attr("_aclose_bg")))
     return -1;
   efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

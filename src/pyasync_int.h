@@ -152,12 +152,17 @@ struct pya_Comp {             /* loop thread -> main thread */
   int kind;                   /* PYA_C_* */
   long long id;
   PyObject *value;            /* owned: result, exception, or args tuple */
+  /* a result that needs no GIL to reach Lua, converted on the loop thread
+  ** (value is then NULL); PYA_V_NIL is nil, as a NULL value always is */
+  int vtag;
+  union { lua_Integer i; lua_Number d; } v;
   /* for PYA_C_CALL: the loop thread waits on done */
   PyObject *func; PyObject *kwargs; PyObject *reply; int reply_ok;
   int nowait;                 /* PYA_C_CALL nobody waits for */
   atomic_int done;
 };
 enum { PYA_C_OK = 1, PYA_C_ERR, PYA_C_TIMER, PYA_C_CALL };
+enum { PYA_V_NIL = 0, PYA_V_BOOL, PYA_V_INT, PYA_V_NUM };
 
 int pya__loop_start(void);               /* GIL held on the main thread */
 void pya__loop_stop(void);               /* GIL not held */

@@ -280,6 +280,9 @@ static void deliver(lua_State *L, int buf, int *n, pya_Comp *c) {
   if (c->kind == PYA_C_ERR) pya__pushexc(L, c->value);
   else if (c->value && pya__isbatch(c->value)) pya__push_batch(L, c->value);
   else if (c->value) pya__push(L, c->value);
+  else if (c->vtag == PYA_V_BOOL) lua_pushboolean(L, (int)c->v.i);
+  else if (c->vtag == PYA_V_INT) lua_pushinteger(L, c->v.i);
+  else if (c->vtag == PYA_V_NUM) lua_pushnumber(L, c->v.d);
   else lua_pushnil(L);
   lua_rawseti(L, buf, ++*n);
 }
@@ -323,7 +326,8 @@ static int sched_poll(lua_State *L) {
   }
   if (!c) { lua_pushinteger(L, alive || n ? n : -1); return 1; }
   if (!pya__rt.initialized) return poll_finalized(L, c, n);
-  /* completions without a value (timers, prefetch rings) need no GIL */
+  /* completions without a Python value (timers, prefetch rings, plain
+  ** results converted on the loop thread) need no GIL */
   int need_gil = 0;
   for (pya_Comp *x = c; x && !need_gil; x = x->next)
     need_gil = x->value || x->kind == PYA_C_CALL;

@@ -83,7 +83,7 @@
 
 ---Options for `py.aiter`.
 ---@class pyasync.AiterOpts
----@field prefetch? integer A positive integer: the loop thread may run ahead so that the items Python holds plus the batch Lua consumes stay at or below it (default: lazy, one step at a time).
+---@field prefetch? integer A positive integer: the loop thread may run ahead by up to this many items (at most 65536), which Lua takes without a round trip; the pump resumes once Lua has taken half (default: lazy, one step at a time).
 
 ---Options for `py.gather` (table form). `timeout` and `cancel` apply to all awaitables:
 ---when they fire, every awaitable is cancelled and the gather raises once all have finished.

@@ -255,7 +255,9 @@ async def objs(n, st):
     finally:
         st["finally"] = True
 
-async def gated(ev):
+async def gated(ev, first=()):
+    for v in first:
+        yield v
     await ev.wait()
     yield 1
     yield 2
@@ -308,6 +310,25 @@ async def gated(ev):
       local sum = 0
       for v in py.aiter(ns.gen(st, 100), {prefetch = 1 << 40}) do sum = sum + v end
       assert.are.equal(4950, sum)
+    end)
+
+    it("a step that cannot wait raises, and leaves the iterator usable", function()
+      py.run(function()
+        local ev = py.eval("__import__('asyncio').Event()")
+        local f, s = py.aiter(ns.gated(ev, {0}), {prefetch = 2})
+        local function step_in_sort()  -- a task cannot yield inside table.sort
+          local ok, e = pcall(table.sort, {1, 2, 3}, function() f(s); return false end)
+          assert.is_false(ok)
+          assert.matches("cannot await here", e)
+        end
+        step_in_sort()  -- the pump's start
+        assert.are.equal(0, f(s))
+        step_in_sort()  -- the pump waits for ev: nothing is there
+        py.await(ns.signal(ev))
+        assert.are.equal(1, f(s))
+        assert.are.equal(2, f(s))
+        assert.is_nil(f(s))
+      end)
     end)
 
     it("refuses a second task advancing it while one waits", function()

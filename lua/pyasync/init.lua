@@ -775,9 +775,11 @@ local function ring_slow(st)
   if st.done then return nil end
   local ring = st.ring
   if not st.started then
-    st.started = true
+    -- not done if this fails (cancelled, or cannot wait here): __close or
+    -- __gc then acloses the pump, and the next step starts it again
     local ok, e = await_call(nil, st.src.start)
-    if not ok then st.done = true; error(e, 0) end
+    if not ok then error(e, 0) end
+    st.started = true
   end
   while true do
     local v = ring_pop(ring)
@@ -785,9 +787,14 @@ local function ring_slow(st)
     if st.waiting then
       error("pyasync: this async iterator is already advanced by another task", 2)
     end
-    local okw, id = pcall(ring_wait, ring, ready_head > ready_tail)
+    local why = cannot_wait()
+    local okw, id = pcall(ring_wait, ring, not why and ready_head > ready_tail)
     if not okw then st.done = true; error(id, 0) end  -- the generator's error
     if id == false then st.done = true; return nil end
+    if id and why then
+      ring_disarm(ring, id)  -- or its completion comes for nobody: harmless
+      error(why, 2)
+    end
     if id then
       local w = new_waiter(id)
       -- a cancelled wait ends now, unless the item is already on its way

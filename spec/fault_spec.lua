@@ -49,6 +49,9 @@ async def fa_bad_aclose_gen():
 async def fa_raise(kind):
     await asyncio.sleep(0)
     raise {"ki": KeyboardInterrupt, "se": SystemExit}[kind]("from python")
+
+async def fa_raise_now(kind):  # in the first step, which runs eagerly
+    raise {"ki": KeyboardInterrupt, "se": SystemExit}[kind]("from python")
 ]])
 
 local function still_works()
@@ -105,10 +108,12 @@ describe("faults raised by Python", function()
     assert.is_false(ok)
     assert.are.equal("SystemExit", e.type)
     for _, kind in ipairs{"ki", "se"} do
-      ok, e = pcall(py.await, py.main.fa_raise(kind))
-      assert.is_false(ok)
-      assert.are.equal(kind == "ki" and "KeyboardInterrupt" or "SystemExit", e.type)
-      still_works()
+      for _, f in ipairs{py.main.fa_raise, py.main.fa_raise_now} do
+        ok, e = pcall(py.await, f(kind))
+        assert.is_false(ok)
+        assert.are.equal(kind == "ki" and "KeyboardInterrupt" or "SystemExit", e.type)
+        still_works()
+      end
     end
   end)
 end)

@@ -130,10 +130,34 @@ static int loop_idle(void);
 static PyObject *call_soon_fn, *linger_fn, *ready_deque;
 static PyObject *create_task_fn, *ready_pop_fn, *done_fn, *context_kw;
 static PyObject *str_run, *str_done, *str_add_done_callback;
+static PyObject *str_hcontext, *str_hcallback, *str_hargs;
 static void complete(long long id, PyObject *fut);
 
 static PyObject *call_method0(PyObject *o, PyObject *name) {
   return PyObject_CallMethodNoArgs(o, name);
+}
+
+/* h._run() for the Handle of a Task's first step, without Handle._run's
+** Python frame: the step runs in the task's context.  Task.__step keeps
+** every exception but SystemExit and KeyboardInterrupt on the task; those
+** propagate, as from _run. */
+static PyObject *run_handle(PyObject *h) {
+  PyObject *ctx = PyObject_GetAttr(h, str_hcontext);
+  PyObject *cb = ctx ? PyObject_GetAttr(h, str_hcallback) : NULL;
+  PyObject *args = cb ? PyObject_GetAttr(h, str_hargs) : NULL;
+  PyObject *r = NULL;
+  if (args && PyContext_CheckExact(ctx) && PyTuple_CheckExact(args)) {
+    if (PyContext_Enter(ctx) == 0) {
+      r = PyObject_Call(cb, args, NULL);
+      if (PyContext_Exit(ctx) < 0) Py_CLEAR(r);
+    }
+  } else if (args) {
+    r = call_method0(h, str_run);  /* not asyncio's Handle: its own _run */
+  }
+  Py_XDECREF(ctx);
+  Py_XDECREF(cb);
+  Py_XDECREF(args);
+  return r;
 }
 
 /* helper._start for a plain coroutine on asyncio's loop, in C: it is on the
@@ -148,17 +172,21 @@ static int start_coro(pya_Sub *s, PyObject *idobj) {
   int ret = 0;
   if (PyObject_Length(ready_deque) == n + 1) {
     PyObject *h = PyObject_CallNoArgs(ready_pop_fn);
-    PyObject *r = h ? call_method0(h, str_run) : NULL;
+    PyObject *r = h ? run_handle(h) : NULL;
     Py_XDECREF(h);
     Py_XDECREF(r);
     /* KeyboardInterrupt or SystemExit escape the step after being set on
     ** the task: they reach the awaiter through the task */
+    PyObject *exc = r ? NULL : pya__fetch_exc();
     PyObject *done = call_method0(t, str_done);
     if (done == Py_True) {
-      PyErr_Clear();
       complete(s->id, t);
       ret = 1;
-    } else if (!r || !done) ret = -1;
+    } else if (!r || !done) {
+      ret = -1;
+      if (exc) { PyErr_Clear(); PyErr_SetObject((PyObject *)Py_TYPE(exc), exc); }
+    }
+    Py_XDECREF(exc);
     Py_XDECREF(done);
     if (ret) goto out;
   }
@@ -459,8 +487,12 @@ static PyObject *l_ready(PyObject *self, PyObject *unused) {
       str_run = PyUnicode_InternFromString("_run");
       str_done = PyUnicode_InternFromString("done");
       str_add_done_callback = PyUnicode_InternFromString("add_done_callback");
+      str_hcontext = PyUnicode_InternFromString("_context");
+      str_hcallback = PyUnicode_InternFromString("_callback");
+      str_hargs = PyUnicode_InternFromString("_args");
       if (!create_task_fn || !ready_pop_fn || !done_fn || !context_kw || !str_run ||
-          !str_done || !str_add_done_callback)
+          !str_done || !str_add_done_callback || !str_hcontext || !str_hcallback ||
+          !str_hargs)
         Py_CLEAR(create_task_fn);  /* start_coro off: helper._start does it */
     }
     Py_DECREF(loop);
@@ -487,6 +519,9 @@ static void *loop_main(void *arg) {
   Py_CLEAR(str_run);
   Py_CLEAR(str_done);
   Py_CLEAR(str_add_done_callback);
+  Py_CLEAR(str_hcontext);
+  Py_CLEAR(str_hcallback);
+  Py_CLEAR(str_hargs);
   Py_CLEAR(cancel_fn);
   Py_CLEAR(stop_fn);
   Py_CLEAR(aclose_fn);

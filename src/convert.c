@@ -200,16 +200,40 @@ static void push_str(lua_State *L, PyObject *o) {
   Py_XDECREF(b);
 }
 
-void pya__push(lua_State *L, PyObject *o) {
-  if (o == Py_None) lua_pushnil(L);
-  else if (o == Py_True) lua_pushboolean(L, 1);
-  else if (o == Py_False) lua_pushboolean(L, 0);
-  else if (PyLong_Check(o)) {
+int pya__toscalar(PyObject *o, pya_Scalar *s) {
+  if (o == Py_True || o == Py_False) {
+    s->tag = PYA_V_BOOL;
+    s->u.i = o == Py_True;
+  } else if (PyLong_Check(o)) {
     int overflow;
     long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
-    if (overflow) pya__pushobj(L, o);
-    else lua_pushinteger(L, (lua_Integer)v);
-  } else if (PyFloat_Check(o)) lua_pushnumber(L, PyFloat_AS_DOUBLE(o));
+    if (overflow || (v == -1 && PyErr_Occurred())) {
+      PyErr_Clear();
+      return 0;  /* a big int: a proxy */
+    }
+    s->tag = PYA_V_INT;
+    s->u.i = (lua_Integer)v;
+  } else if (PyFloat_Check(o)) {
+    s->tag = PYA_V_NUM;
+    s->u.d = PyFloat_AS_DOUBLE(o);
+  } else return 0;
+  return 1;
+}
+
+void pya__pushscalar(lua_State *L, const pya_Scalar *s) {
+  switch (s->tag) {
+    case PYA_V_BOOL: lua_pushboolean(L, (int)s->u.i); break;
+    case PYA_V_INT: lua_pushinteger(L, s->u.i); break;
+    case PYA_V_NUM: lua_pushnumber(L, s->u.d); break;
+    default: lua_pushnil(L);
+  }
+}
+
+void pya__push(lua_State *L, PyObject *o) {
+  pya_Scalar sc;
+  if (o == Py_None) lua_pushnil(L);
+  else if (pya__toscalar(o, &sc)) pya__pushscalar(L, &sc);
+  else if (PyLong_Check(o)) pya__pushobj(L, o);  /* a big int */
   else if (PyUnicode_Check(o)) push_str(L, o);
   else if (PyBytes_Check(o))
     lua_pushlstring(L, PyBytes_AS_STRING(o), (size_t)PyBytes_GET_SIZE(o));

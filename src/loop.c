@@ -77,20 +77,37 @@ long long pya__now_ns(void) {
   return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* Spins until q has something or the budget runs out. */
-static int spin_for(Queue *q, long long budget_ns) {
+int pya__spin(int (*ready)(void *), void *arg, long long budget_ns, int relax) {
   long long end = pya__now_ns() + budget_ns;
-  for (int i = 0;; i++) {
-    if (nonempty(q)) return 1;
-    if ((i & 63) == 63) {
-      if (pya__now_ns() > end) return 0;
+  int every = relax < 64 ? 64 / relax : 1;  /* looks between clock reads */
+  for (int i = 1;; i++) {
+    if (ready(arg)) return 1;
+    if (i % every == 0) {
+      if (pya__now_ns() > end) return ready(arg);
       /* the thread we wait for may share this CPU: let it run */
       sched_yield();
     }
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
+    for (int k = 0; k < relax; k++) pya__cpu_relax();
   }
+}
+
+static int queue_ready(void *q) { return nonempty(q); }
+
+/* Spins until q has something or the budget runs out. */
+static int spin_for(Queue *q, long long budget_ns) {
+  return pya__spin(queue_ready, q, budget_ns, 1);
+}
+
+/* Loop thread, GIL held: spins a little for the next submission, which is
+** likely to come at once; returns whether one is there. */
+static int linger_spin(void) {
+  int more;
+  Py_BEGIN_ALLOW_THREADS
+  atomic_store(&loop_spinning, 1);
+  more = spin_for(&subq, SPIN_NS);
+  atomic_store(&loop_spinning, 0);
+  Py_END_ALLOW_THREADS
+  return more;
 }
 
 /* --- main thread -> loop thread ------------------------------------------- */
@@ -287,13 +304,7 @@ static PyObject *l_drain(PyObject *self, PyObject *unused) {
     /* linger only if the batch finished at once and the loop has nothing
     ** else to run: spinning must never hold up ready Python work */
     if (!all_eager || !loop_idle()) break;
-    int more;
-    Py_BEGIN_ALLOW_THREADS
-    atomic_store(&loop_spinning, 1);
-    more = spin_for(&subq, SPIN_NS);
-    atomic_store(&loop_spinning, 0);
-    Py_END_ALLOW_THREADS
-    if (!more && !nonempty(&subq)) break;
+    if (!linger_spin()) break;
   }
   Py_RETURN_NONE;
 }
@@ -309,32 +320,15 @@ void pya__post(pya_Comp *c) {
     uv_async_send(&comp_async);
 }
 
-/* Converts a plain result here, with the GIL held anyway, so the main thread
-** need not take the GIL for it (pya__push makes the same Lua values). */
-static int scalar_result(pya_Comp *c, PyObject *v) {
-  if (v == Py_None) c->vtag = PYA_V_NIL;
-  else if (v == Py_True || v == Py_False) {
-    c->vtag = PYA_V_BOOL;
-    c->v.i = v == Py_True;
-  } else if (PyLong_Check(v)) {
-    int overflow;
-    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
-    if (overflow || (x == -1 && PyErr_Occurred())) { PyErr_Clear(); return 0; }
-    c->vtag = PYA_V_INT;
-    c->v.i = (lua_Integer)x;
-  } else if (PyFloat_Check(v)) {
-    c->vtag = PYA_V_NUM;
-    c->v.d = PyFloat_AS_DOUBLE(v);
-  } else return 0;
-  return 1;
-}
-
 static void post_result(long long id, int kind, PyObject *value) {
   pya_Comp *c = calloc(1, sizeof *c);
   if (!c) { Py_XDECREF(value); return; }  /* the awaiter hangs: no memory */
   c->kind = kind;
   c->id = id;
-  if (kind == PYA_C_OK && value && scalar_result(c, value)) Py_CLEAR(value);
+  /* a plain result is converted here, with the GIL held anyway, so the
+  ** main thread need not take the GIL for it */
+  if (kind == PYA_C_OK && value && (value == Py_None || pya__toscalar(value, &c->v)))
+    Py_CLEAR(value);
   c->value = value;
   pya__post(c);
 }
@@ -366,13 +360,7 @@ static PyObject *l_linger(PyObject *self, PyObject *unused) {
   (void)self; (void)unused;
   linger_pending = 0;
   if (!loop_idle()) Py_RETURN_NONE;
-  int more;
-  Py_BEGIN_ALLOW_THREADS
-  atomic_store(&loop_spinning, 1);
-  more = spin_for(&subq, SPIN_NS);
-  atomic_store(&loop_spinning, 0);
-  Py_END_ALLOW_THREADS
-  if (more || nonempty(&subq)) return l_drain(NULL, NULL);
+  if (linger_spin()) return l_drain(NULL, NULL);
   Py_RETURN_NONE;
 }
 

@@ -106,6 +106,18 @@ PyObject *pya__topy(lua_State *L, int idx);
 /* Pushes the Lua value for o (borrowed); never fails except on memory. */
 void pya__push(lua_State *L, PyObject *o);
 
+/* A Lua value that needs no Python object: converted where the GIL is held
+** (the loop thread), pushed where it is not (the main thread). */
+enum { PYA_V_NIL = 0, PYA_V_BOOL, PYA_V_INT, PYA_V_NUM };
+typedef struct {
+  int tag;                    /* PYA_V_* */
+  union { lua_Integer i; lua_Number d; } u;
+} pya_Scalar;
+/* A bool, an int that fits or a float as pya__push would push it; 0 for
+** anything else (None included: callers differ on it).  GIL held. */
+int pya__toscalar(PyObject *o, pya_Scalar *s);
+void pya__pushscalar(lua_State *L, const pya_Scalar *s);  /* no GIL */
+
 /* --- errors (error.c) ------------------------------------------------------ */
 /* Pushes the current Python exception as a PyError (clears it).  If it is a
 ** LuaError carrying a Lua value, pushes that original value instead. */
@@ -154,15 +166,13 @@ struct pya_Comp {             /* loop thread -> main thread */
   PyObject *value;            /* owned: result, exception, or args tuple */
   /* a result that needs no GIL to reach Lua, converted on the loop thread
   ** (value is then NULL); PYA_V_NIL is nil, as a NULL value always is */
-  int vtag;
-  union { lua_Integer i; lua_Number d; } v;
+  pya_Scalar v;
   /* for PYA_C_CALL: the loop thread waits on done */
   PyObject *func; PyObject *kwargs; PyObject *reply; int reply_ok;
   int nowait;                 /* PYA_C_CALL nobody waits for */
   atomic_int done;
 };
 enum { PYA_C_OK = 1, PYA_C_ERR, PYA_C_TIMER, PYA_C_CALL };
-enum { PYA_V_NIL = 0, PYA_V_BOOL, PYA_V_INT, PYA_V_NUM };
 
 int pya__loop_start(void);               /* GIL held on the main thread */
 void pya__loop_stop(void);               /* GIL not held */
@@ -186,6 +196,10 @@ static inline void pya__cpu_relax(void) {
 #endif
 }
 int pya__loop_idle(void);                /* loop thread, GIL held */
+/* Spins (no GIL held) until ready(arg) or budget_ns has passed; looks at
+** ready after every `relax` pause instructions and lets a thread sharing
+** this CPU run now and then.  Returns whether ready(arg) held. */
+int pya__spin(int (*ready)(void *), void *arg, long long budget_ns, int relax);
 /* A wait the C core completes without a value: a new id, counted in
 ** flight; pya__end_wait uncounts one that will not complete (sched.c). */
 long long pya__new_wait(void);

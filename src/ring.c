@@ -21,8 +21,6 @@
 ** never releases a Python reference.  An object handed to Lua as a proxy
 ** moves its reference to the proxy instead.
 */
-#define _GNU_SOURCE
-#include <sched.h>
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,15 +30,12 @@
 /* The most slots one ring allocates: a larger prefetch runs this far ahead. */
 #define RING_MAX 65536
 
-enum { SLOT_INT, SLOT_NUM, SLOT_BOOL, SLOT_STR, SLOT_OBJ, SLOT_FUNC };
+/* a slot's tag: a pya_Scalar's PYA_V_BOOL, _INT or _NUM, or one of these */
+enum { SLOT_STR = 16, SLOT_OBJ, SLOT_FUNC };
 
 typedef struct {
-  int tag;
-  union {
-    lua_Integer i;
-    lua_Number d;
-    struct { const char *s; size_t n; } str;
-  } u;
+  pya_Scalar v;               /* v.tag is the slot's tag */
+  struct { const char *s; size_t n; } str;
   PyObject *hold;             /* owned; SLOT_OBJ's moves to a Lua proxy */
 } Slot;
 
@@ -84,23 +79,8 @@ static void ring_release(pya_Ring *r) {  /* GIL held */
 static void slot_set(Slot *s, PyObject *o) {
   PyObject *old = s->hold;
   s->hold = NULL;
-  if (o == Py_True || o == Py_False) {
-    s->tag = SLOT_BOOL;
-    s->u.i = o == Py_True;
-  } else if (PyLong_Check(o)) {
-    int overflow;
-    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
-    if (overflow || (v == -1 && PyErr_Occurred())) {
-      PyErr_Clear();
-      s->tag = SLOT_OBJ;  /* a big int: a proxy, as pya__push makes */
-      s->hold = Py_NewRef(o);
-    } else {
-      s->tag = SLOT_INT;
-      s->u.i = (lua_Integer)v;
-    }
-  } else if (PyFloat_Check(o)) {
-    s->tag = SLOT_NUM;
-    s->u.d = PyFloat_AS_DOUBLE(o);
+  if (pya__toscalar(o, &s->v)) {
+    /* a number or a boolean: nothing to keep */
   } else if (PyUnicode_Check(o) || PyBytes_Check(o)) {
     PyObject *keep = Py_NewRef(o);
     Py_ssize_t n = 0;
@@ -116,13 +96,14 @@ static void slot_set(Slot *s, PyObject *o) {
       if (keep) { p = PyBytes_AS_STRING(keep); n = PyBytes_GET_SIZE(keep); }
       else { PyErr_Clear(); p = ""; n = 0; }
     }
-    s->tag = SLOT_STR;
-    s->u.str.s = p;
-    s->u.str.n = (size_t)n;
+    s->v.tag = SLOT_STR;
+    s->str.s = p;
+    s->str.n = (size_t)n;
     s->hold = keep;
   } else {
-    /* None too: a generic for must not stop at it (py.None, as batches) */
-    s->tag = pya__iswrapped(o) ? SLOT_FUNC : SLOT_OBJ;
+    /* a big int: a proxy, as pya__push makes; None too, so that a generic
+    ** for does not stop at it (py.None, as batches) */
+    s->v.tag = pya__iswrapped(o) ? SLOT_FUNC : SLOT_OBJ;
     s->hold = Py_NewRef(o);
   }
   Py_XDECREF(old);
@@ -167,21 +148,19 @@ static PyObject *ring_push(PyObject *self, PyObject *item) {
   return PyBool_FromLong(h - r->tail_seen < r->cap);
 }
 
+static int has_room(void *r) {
+  return count(r) <= ((pya_Ring *)r)->threshold;
+}
+
 /* ring.wait_room(fut) -> True: await fut, then ask again; False: there is
 ** room.  Spins a little first while the loop has nothing else to run. */
 static PyObject *ring_wait_room(PyObject *self, PyObject *fut) {
   pya_Ring *r = ((RingObject *)self)->r;
   if (count(r) <= r->threshold) Py_RETURN_FALSE;
   if (pya__loop_idle()) {
-    int room = 0;
+    int room;
     Py_BEGIN_ALLOW_THREADS
-    long long end = pya__now_ns() + PYA_SPIN_NS;
-    for (int i = 0; !(room = count(r) <= r->threshold); i++) {
-      if ((i & 63) == 63) {
-        if (pya__now_ns() > end) break;
-        sched_yield();
-      }
-    }
+    room = pya__spin(has_room, r, PYA_SPIN_NS, 1);
     Py_END_ALLOW_THREADS
     if (room) Py_RETURN_FALSE;
   }
@@ -295,15 +274,14 @@ static int l_ring_pop(lua_State *L) {
     if (t == h) return 0;
   }
   Slot *s = &r->slots[t & r->mask];
-  switch (s->tag) {
-    case SLOT_INT: lua_pushinteger(L, s->u.i); break;
-    case SLOT_NUM: lua_pushnumber(L, s->u.d); break;
-    case SLOT_BOOL: lua_pushboolean(L, (int)s->u.i); break;
-    case SLOT_STR: lua_pushlstring(L, s->u.str.s, s->u.str.n); break;
+  switch (s->v.tag) {
+    case SLOT_STR: lua_pushlstring(L, s->str.s, s->str.n); break;
     case SLOT_FUNC: pya__pushwrapped(L, s->hold); break;
-    default:
+    case SLOT_OBJ:
       pya__pushobj_steal(L, s->hold);
       s->hold = NULL;
+      break;
+    default: pya__pushscalar(L, &s->v);
   }
   atomic_store_explicit(&r->tail, t + 1, memory_order_release);
   /* no fence here: a pump going to sleep meanwhile is seen by a later pop,
@@ -314,21 +292,13 @@ static int l_ring_pop(lua_State *L) {
   return 1;
 }
 
-/* Lua has nothing else to run: wait a little for the pump, looking at head
-** only every half microsecond or so, since each look takes the cache line
-** away from the pump that writes it. */
-static void spin_for_items(pya_Ring *r) {
-  long long end = pya__now_ns() + PYA_SPIN_NS;
-  for (int i = 1;; i++) {
-    if (atomic_load_explicit(&r->head, memory_order_relaxed) != r->head_seen ||
-        atomic_load_explicit(&r->ended, memory_order_relaxed))
-      return;
-    for (int k = 0; k < 32; k++) pya__cpu_relax();
-    if ((i & 15) == 0) {
-      if (pya__now_ns() > end) return;
-      sched_yield();  /* the pump may share this CPU */
-    }
-  }
+/* For ring_wait's spin, when Lua has nothing else to run: it looks at head
+** only every 32 pause instructions (under a microsecond here), since each
+** look takes the cache line away from the pump that writes it. */
+static int has_items(void *arg) {
+  pya_Ring *r = arg;
+  return atomic_load_explicit(&r->head, memory_order_relaxed) != r->head_seen ||
+         atomic_load_explicit(&r->ended, memory_order_relaxed);
 }
 
 /* core.ring_wait(ring [, spin]) -> nil: an item is there; false: the end;
@@ -338,7 +308,7 @@ static void spin_for_items(pya_Ring *r) {
 static int l_ring_wait(lua_State *L) {
   pya_Ring *r = checkring(L);
   long long id = 0;
-  if (lua_toboolean(L, 2)) spin_for_items(r);
+  if (lua_toboolean(L, 2)) pya__spin(has_items, r, PYA_SPIN_NS, 32);
   if (!count(r) && !atomic_load(&r->ended)) {
     if (atomic_load(&r->want))
       return luaL_error(L, "this async iterator is already advanced by another task");

@@ -280,10 +280,7 @@ static void deliver(lua_State *L, int buf, int *n, pya_Comp *c) {
   if (c->kind == PYA_C_ERR) pya__pushexc(L, c->value);
   else if (c->value && pya__isbatch(c->value)) pya__push_batch(L, c->value);
   else if (c->value) pya__push(L, c->value);
-  else if (c->vtag == PYA_V_BOOL) lua_pushboolean(L, (int)c->v.i);
-  else if (c->vtag == PYA_V_INT) lua_pushinteger(L, c->v.i);
-  else if (c->vtag == PYA_V_NUM) lua_pushnumber(L, c->v.d);
-  else lua_pushnil(L);
+  else pya__pushscalar(L, &c->v);  /* nil for a record without a value */
   lua_rawseti(L, buf, ++*n);
 }
 

@@ -435,16 +435,44 @@ PYASYNC_API int luaopen_pyasync_core(lua_State *L) {
   return 1;
 }
 
-PYASYNC_API int luaopen_pyasync(lua_State *L) {
+/* An embedded Lua module: its chunk, called with the module name. */
+static int load_embedded(lua_State *L) {
+  const struct pya_LuaSource *m = lua_touserdata(L, lua_upvalueindex(1));
+  if (luaL_loadbuffer(L, m->src, m->len, m->chunkname)) return lua_error(L);
+  lua_pushstring(L, m->module);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+/* The Lua side of pyasync (the files of lua/pyasync) is compiled in: each file is
+** preloaded, so that the module and its parts come from one build, unless
+** a part is already loaded or preloaded. */
+static void preload_embedded(lua_State *L) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_pyasync_core);
   lua_setfield(L, -2, "pyasync.core");
+  for (const struct pya_LuaSource *m = pya__lua_modules; m->module; m++) {
+    if (!strcmp(m->module, "pyasync")) continue;
+    if (lua_getfield(L, -1, m->module) == LUA_TNIL) {
+      lua_pushlightuserdata(L, (void *)m);
+      lua_pushcclosure(L, load_embedded, 1);
+      lua_setfield(L, -3, m->module);
+    }
+    lua_pop(L, 1);
+  }
   lua_pop(L, 1);
-  if (luaL_loadbuffer(L, pya__src_init_lua, pya__src_init_lua_len, "=pyasync/init.lua"))
-    return lua_error(L);
-  lua_pushliteral(L, "pyasync");
-  lua_call(L, 1, 1);
-  return 1;
+}
+
+PYASYNC_API int luaopen_pyasync(lua_State *L) {
+  preload_embedded(L);
+  for (const struct pya_LuaSource *m = pya__lua_modules; m->module; m++)
+    if (!strcmp(m->module, "pyasync")) {
+      lua_pushlightuserdata(L, (void *)m);
+      lua_pushcclosure(L, load_embedded, 1);
+      lua_call(L, 0, 1);
+      return 1;
+    }
+  return luaL_error(L, "pyasync: the Lua part was not compiled in");
 }
 
 PYASYNC_API void pyasync_preload(lua_State *L) {

@@ -239,7 +239,8 @@ static inline PyObject *pya__fetch_exc(void) {
 }
 
 /* --- embedded sources (generated) ----------------------------------------- */
-extern const char pya__src_init_lua[]; extern const size_t pya__src_init_lua_len;
+struct pya_LuaSource { const char *module, *chunkname, *src; size_t len; };
+extern const struct pya_LuaSource pya__lua_modules[];  /* NULL-ended */
 extern const char pya__src_helper_py[]; extern const size_t pya__src_helper_py_len;
 
 #endif

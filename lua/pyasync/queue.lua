@@ -1,0 +1,79 @@
+-- pyasync/queue.lua - the Queue bridge (API.md section 6): py.Queue is an
+-- asyncio.Queue on the loop thread (helper.Queue, with close()); Lua puts
+-- and gets through the loop, so Python coroutines and Lua tasks can share
+-- it, and passed to Python it is the asyncio.Queue itself.
+
+local core = require "pyasync.core"
+local S = require "pyasync.sched"
+
+local M = {}
+local helper = core._helper
+local await_call, await_raw = S.await_call, S.await_raw
+
+local Queue = {__pyobject = true}
+local q_get_or_end = helper._q_get_or_end
+Queue.__index = Queue
+M._Queue = Queue
+
+--- py.Queue([maxsize]) -> an asyncio.Queue on the loop thread.
+function M.Queue(maxsize)
+  if maxsize ~= nil and math.type(maxsize) ~= "integer" then
+    error("bad argument #1 to 'Queue' (integer expected, got " .. type(maxsize) .. ")", 2)
+  end
+  return setmetatable({_obj = helper.Queue(maxsize or 0)}, Queue)
+end
+
+function Queue:put(v, opts)
+  local ok, e = await_call(opts, self._obj.put, v)
+  if not ok then error(e, 0) end
+end
+
+-- One item, or nil once the queue is closed and drained.
+function Queue:get(opts)
+  local ok, b = await_call(opts, q_get_or_end, self._obj)
+  if not ok then error(b, 0) end
+  return b[1]
+end
+
+function Queue:put_nowait(v)
+  local ok, e = await_raw(helper._q_put_nowait(self._obj, v))
+  if not ok then error(e, 0) end
+end
+
+function Queue:get_nowait()
+  local ok, v = await_raw(helper._q_get_nowait(self._obj))
+  if not ok then error(v, 0) end
+  if v == nil then return core.None end
+  return v
+end
+
+function Queue:qsize() return self._obj:qsize() end
+function Queue:empty() return self._obj:empty() end
+function Queue:full() return self._obj:full() end
+function Queue:closed() return self._obj.closed end
+
+function Queue:close()
+  local ok, e = await_raw(helper._q_close(self._obj))
+  if not ok then error(e, 0) end
+end
+
+--- q:items([token]): generic for until the queue is closed and drained or
+--- the token is cancelled.
+function Queue:items(token)
+  local q = self._obj
+  return function()
+    if token and token.cancelled then return nil end
+    local ok, b = await_call(token and {cancel = token}, q_get_or_end, q)
+    if not ok then
+      if token and token.cancelled and core.iserror(b, "CancelledError") then return nil end
+      error(b, 0)
+    end
+    return b[1]
+  end
+end
+
+function Queue:__tostring()
+  return "pyasync.Queue(" .. tostring(self._obj:qsize()) .. " items)"
+end
+
+return M

@@ -141,13 +141,13 @@ static PyObject *results_topy(lua_State *L, int base) {
   return t;
 }
 
-/* Runs on the main thread with the GIL held.  Keyword arguments arrive as
-** one trailing table. */
-static PyObject *call_here(int ref, PyObject *const *args, Py_ssize_t n,
-                           PyObject *kwnames) {
-  lua_State *L = pya__rt.L;
+/* Runs the Lua function ref on the Lua thread L with the GIL held (on the
+** main thread, or on a thread that borrows Lua).  Keyword arguments arrive
+** as one trailing table. */
+static PyObject *call_on(lua_State *L, int ref, PyObject *const *args, Py_ssize_t n,
+                         PyObject *kwnames) {
   Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-  if (!lua_checkstack(L, (int)n + 4)) return PyErr_NoMemory();
+  if (!lua_checkstack(L, (int)(n + nkw) + 4)) return PyErr_NoMemory();
   int base = lua_gettop(L);
   lua_pushcfunction(L, msgh);
   lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
@@ -165,6 +165,14 @@ static PyObject *call_here(int ref, PyObject *const *args, Py_ssize_t n,
     r = results_topy(L, base + 1);
   else lua_error_topy(L);
   lua_settop(L, base);
+  return r;
+}
+
+/* On the main thread: on the Lua thread that called into Python. */
+static PyObject *call_here(int ref, PyObject *const *args, Py_ssize_t n,
+                           PyObject *kwnames) {
+  lua_State *L = pya__rt.L;
+  PyObject *r = call_on(L, ref, args, n, kwnames);
   pya__rt.L = L;
   return r;
 }
@@ -172,14 +180,10 @@ static PyObject *call_here(int ref, PyObject *const *args, Py_ssize_t n,
 static pthread_mutex_t call_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t call_cv = PTHREAD_COND_INITIALIZER;
 
-/* From another thread: the main thread runs it (pya__run_call) while this
-** one waits without the GIL. */
+/* From another thread while the main thread runs Lua: the main thread
+** runs it (pya__run_call) while this one waits without the GIL. */
 static PyObject *call_remote(LuaFunc *self, PyObject *const *args, Py_ssize_t n,
                              PyObject *kwnames) {
-  if (pya__rt.closing) {
-    PyErr_SetString(PyExc_RuntimeError, "pyasync is shut down: cannot call Lua");
-    return NULL;
-  }
   pya_Comp *c = calloc(1, sizeof *c);
   if (!c) return PyErr_NoMemory();
   c->kind = PYA_C_CALL;
@@ -198,7 +202,7 @@ static PyObject *call_remote(LuaFunc *self, PyObject *const *args, Py_ssize_t n,
   c->kwargs = kwnames;
   Py_XINCREF(kwnames);
   c->id = n;
-  pya__post(c);
+  pya__post_call(c);
   Py_BEGIN_ALLOW_THREADS
   pthread_mutex_lock(&call_mu);
   while (!atomic_load(&c->done)) pthread_cond_wait(&call_cv, &call_mu);
@@ -222,8 +226,10 @@ void pya__run_call(pya_Comp *c) {
   int saved = pya__rt.gil_held;
   pya__rt.gil_held = 1;
   pya__rt.in_remote_call++;
-  if (c->value)
+  if (c->value && !pya__rt.closing)
     r = call_here(f->ref, &PyTuple_GET_ITEM(c->value, 0), (Py_ssize_t)c->id, c->kwargs);
+  else if (c->value)
+    PyErr_SetString(PyExc_RuntimeError, "pyasync is shut down: cannot call Lua");
   pya__rt.in_remote_call--;
   pya__rt.gil_held = saved;
   if (c->nowait) {  /* nobody to hand an error to: report it */
@@ -246,6 +252,14 @@ void pya__run_call(pya_Comp *c) {
   pthread_mutex_unlock(&call_mu);
 }
 
+/* Main thread, GIL held: every call posted so far. */
+void pya__run_calls(void) {
+  for (pya_Comp *c = pya__take_calls(), *next; c; c = next) {
+    next = c->next;
+    pya__run_call(c);  /* frees c, or its waiting caller does */
+  }
+}
+
 /* Main thread, no GIL, shutting down: the caller gets an error. */
 void pya__refuse_call(pya_Comp *c) {
   pya__defer_decref(c->func);
@@ -261,12 +275,106 @@ void pya__refuse_call(pya_Comp *c) {
   pthread_mutex_unlock(&call_mu);
 }
 
+/* --- Lua on other threads ----------------------------------------------------
+** While the main thread is inside Python (a synchronous call from Lua that
+** may wait for this very thread: ThreadPoolExecutor.map(lua_fn, ...),
+** run_coroutine_threadsafe(...).result()), another thread runs a Lua call
+** itself, on a Lua thread of its own, holding the GIL throughout: every
+** thread that runs Lua then holds the GIL, so Lua runs on one thread at a
+** time.  The main thread goes back to running Lua without the GIL only once
+** no such call is active (pya__wait_borrows).  See docs/threading.md. */
+
+static char BORROW_MARK;              /* extra space of a borrowing thread */
+static char ANCHOR_KEY;               /* registry: the thread that makes them */
+#define NFREE 8
+static lua_State *free_threads[NFREE];  /* idle Lua threads, GIL-protected */
+static int free_refs[NFREE], nfree;
+static __thread int borrow_depth;     /* Lua calls this thread runs now */
+static pthread_cond_t borrow_cv = PTHREAD_COND_INITIALIZER;
+static unsigned borrow_gen;           /* under call_mu */
+
+int pya__borrowing(lua_State *L) {
+  return *(void **)lua_getextraspace(L) == &BORROW_MARK;
+}
+
+int pya__on_lua_side(void) { return pya__ismain() || borrow_depth > 0; }
+
+/* A Lua thread for one call (GIL held, so no other thread runs Lua). */
+static lua_State *borrow_thread(int *ref) {
+  if (nfree > 0) {
+    nfree--;
+    *ref = free_refs[nfree];
+    return free_threads[nfree];
+  }
+  lua_State *anchor = NULL;
+  lua_State *M = pya__rt.mainL;
+  if (lua_rawgetp(M, LUA_REGISTRYINDEX, &ANCHOR_KEY) == LUA_TTHREAD) anchor = lua_tothread(M, -1);
+  lua_pop(M, 1);
+  if (!anchor) {  /* main's own stack is in use: threads are made on this one */
+    anchor = lua_newthread(M);
+    lua_rawsetp(M, LUA_REGISTRYINDEX, &ANCHOR_KEY);
+  }
+  lua_State *T = lua_newthread(anchor);
+  *(void **)lua_getextraspace(T) = &BORROW_MARK;
+  *ref = luaL_ref(anchor, LUA_REGISTRYINDEX);
+  return T;
+}
+
+static void return_thread(lua_State *T, int ref) {
+  if (nfree < NFREE) {
+    free_threads[nfree] = T;
+    free_refs[nfree++] = ref;
+  } else luaL_unref(T, LUA_REGISTRYINDEX, ref);
+}
+
+static PyObject *call_borrowed(LuaFunc *self, PyObject *const *args, Py_ssize_t n,
+                               PyObject *kwnames) {
+  int ref;
+  pya__rt.active_borrows++;
+  borrow_depth++;
+  lua_State *T = borrow_thread(&ref);
+  PyObject *r = call_on(T, self->ref, args, n, kwnames);
+  return_thread(T, ref);
+  borrow_depth--;
+  if (--pya__rt.active_borrows == 0 && pya__rt.main_returning) {
+    pthread_mutex_lock(&call_mu);
+    borrow_gen++;
+    pthread_cond_broadcast(&borrow_cv);
+    pthread_mutex_unlock(&call_mu);
+  }
+  return r;
+}
+
+/* Main thread, GIL held, about to run Lua without the GIL: waits until no
+** other thread runs a Lua call.  New calls may still start meanwhile only
+** from inside an active one (a borrowed call whose Python waits for them):
+** the others are posted to the main thread. */
+void pya__wait_borrows(void) {
+  pya__rt.main_returning = 1;
+  while (pya__rt.active_borrows) {
+    pthread_mutex_lock(&call_mu);
+    unsigned gen = borrow_gen;
+    PyThreadState *ts = PyEval_SaveThread();
+    while (gen == borrow_gen) pthread_cond_wait(&borrow_cv, &call_mu);
+    pthread_mutex_unlock(&call_mu);
+    PyEval_RestoreThread(ts);
+  }
+  pya__rt.main_returning = 0;
+}
+
 static PyObject *luafunc_vectorcall(PyObject *self, PyObject *const *args,
                                     size_t nargsf, PyObject *kwnames) {
   Py_ssize_t n = PyVectorcall_NARGS(nargsf);
-  if (!pya__ismain() || pya__rt.closing)
-    return call_remote((LuaFunc *)self, args, n, kwnames);
-  return call_here(((LuaFunc *)self)->ref, args, n, kwnames);
+  LuaFunc *f = (LuaFunc *)self;
+  if (pya__rt.closing) {
+    PyErr_SetString(PyExc_RuntimeError, "pyasync is shut down: cannot call Lua");
+    return NULL;
+  }
+  if (pya__ismain()) return call_here(f->ref, args, n, kwnames);
+  /* GIL held: these cannot change under us */
+  if (!pya__rt.main_gilfree && (!pya__rt.main_returning || pya__rt.active_borrows))
+    return call_borrowed(f, args, n, kwnames);
+  return call_remote(f, args, n, kwnames);
 }
 
 static void luafunc_dealloc(PyObject *self) {
@@ -336,7 +444,7 @@ static PyObject *h_post_lua(PyObject *self, PyObject *const *args, Py_ssize_t n)
     PyTuple_SET_ITEM(c->value, i - 1, args[i]);
   }
   c->id = n - 1;
-  pya__post(c);
+  pya__post_call(c);
   Py_RETURN_NONE;
 }
 

@@ -26,6 +26,8 @@ typedef struct {
 
 static Queue subq = {PTHREAD_MUTEX_INITIALIZER, NULL, NULL};
 static Queue compq = {PTHREAD_MUTEX_INITIALIZER, NULL, NULL};
+static Queue callq = {PTHREAD_MUTEX_INITIALIZER, NULL, NULL};  /* into Lua */
+atomic_int pya__ncalls;               /* callq may hold a call */
 
 static int efd = -1;                  /* wakes the loop thread */
 static atomic_int loop_signaled, loop_spinning;
@@ -311,13 +313,30 @@ static PyObject *l_drain(PyObject *self, PyObject *unused) {
 
 /* --- loop thread -> main thread ------------------------------------------- */
 
-void pya__post(pya_Comp *c) {
-  push(&compq, c);
+/* The main thread looks at the queues before it blocks: wake it only if
+** it is (about to be) blocked in uv_run, at most once per batch. */
+static void wake_blocked_main(void) {
   atomic_thread_fence(memory_order_seq_cst);
-  /* the main thread looks at the queue before it blocks: wake it only if
-  ** it is (about to be) blocked in uv_run, at most once per batch */
   if (atomic_load(&main_blocked) && !atomic_exchange(&comp_signaled, 1))
     uv_async_send(&comp_async);
+}
+
+void pya__post(pya_Comp *c) {
+  push(&compq, c);
+  wake_blocked_main();
+}
+
+/* A call into Lua: the main thread runs it when it next polls, or before
+** its next call into Python (pya__gil_enter), whichever comes first. */
+void pya__post_call(pya_Comp *c) {
+  push(&callq, c);
+  atomic_store(&pya__ncalls, 1);
+  wake_blocked_main();
+}
+
+pya_Comp *pya__take_calls(void) {
+  atomic_store(&pya__ncalls, 0);
+  return take_all(&callq);
 }
 
 static void post_result(long long id, int kind, PyObject *value) {
@@ -418,13 +437,17 @@ void pya__ref_completions(int on) {
   else uv_unref((uv_handle_t *)&comp_async);
 }
 
-int pya__completions_ready(void) { return nonempty(&compq); }
+static int main_has_work(void) { return nonempty(&compq) || nonempty(&callq); }
+
+int pya__completions_ready(void) { return main_has_work(); }
 
 pya_Comp *pya__take_completions(void) { return take_all(&compq); }
 
 /* Main thread, before blocking for a completion: spin if one is due soon. */
+static int main_work_ready(void *unused) { (void)unused; return main_has_work(); }
+
 int pya__spin_main(void) {
-  return spin_for(&compq, SPIN_NS) || nonempty(&compq);
+  return pya__spin(main_work_ready, NULL, SPIN_NS, 1) || main_has_work();
 }
 
 /* Main thread: about to block in uv_run (on) or back (off).  Returns 0 if a
@@ -432,8 +455,8 @@ int pya__spin_main(void) {
 int pya__main_blocking(int on) {
   if (!on) { atomic_store(&main_blocked, 0); return 1; }
   atomic_store(&main_blocked, 1);
-  atomic_thread_fence(memory_order_seq_cst);  /* pairs with pya__post */
-  if (nonempty(&compq)) { atomic_store(&main_blocked, 0); return 0; }
+  atomic_thread_fence(memory_order_seq_cst);  /* pairs with wake_blocked_main */
+  if (main_has_work()) { atomic_store(&main_blocked, 0); return 0; }
   return 1;
 }
 
@@ -603,6 +626,10 @@ void pya__loop_stop(void) {
         next = c->next;
         if (c->kind == PYA_C_CALL) pya__refuse_call(c);
         else { if (c->value) pya__defer_decref(c->value); free(c); }
+      }
+      for (pya_Comp *c = pya__take_calls(), *next; c; c = next) {
+        next = c->next;
+        pya__refuse_call(c);
       }
       struct timespec ts = {0, 1000000};
       nanosleep(&ts, NULL);

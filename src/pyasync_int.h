@@ -34,11 +34,20 @@ typedef struct pya_Runtime {
   pthread_t main_thread;
   PyThreadState *main_ts;     /* main thread's state while GIL released */
   int gil_held;               /* main thread holds the GIL (nesting) */
-  int in_remote_call;         /* running Lua for a waiting loop thread */
-  lua_State *L;               /* running Lua thread at the last entry */
+  int in_remote_call;         /* main runs Lua for a waiting thread */
+  lua_State *L;               /* main thread's running Lua thread at its
+                              ** last entry into Python */
   lua_State *mainL;           /* the state pyasync was opened in */
   PyObject *helper;           /* the Python module "pyasync" (helper.py) */
   PyObject *LuaError;         /* pyasync.LuaError */
+  /* Who may run Lua (docs/threading.md, "Lua on other threads"); all three
+  ** are read and written with the GIL held only.  Lua code runs either on
+  ** the main thread without the GIL, while main_gilfree is set and no
+  ** borrow is active, or on any thread with the GIL held (the GIL then
+  ** keeps Lua on one thread at a time). */
+  int main_gilfree;           /* main runs Lua or waits in libuv, GIL-free */
+  int active_borrows;         /* Python threads running a Lua call now */
+  int main_returning;         /* main waits for them to leave Lua */
   /* releases deferred by __gc and by Python deallocs off the main thread */
   pthread_mutex_t pending_mu;
   atomic_int npending;
@@ -47,25 +56,37 @@ typedef struct pya_Runtime {
 } pya_Runtime;
 
 extern pya_Runtime pya__rt;
+extern atomic_int pya__ncalls;          /* calls into Lua posted to main */
 
 int pya__init(lua_State *L);            /* idempotent; raises on failure */
 void pya__shutdown(lua_State *L);
 int pya__ismain(void);
+void pya__run_calls(void);              /* main, GIL held (call.c) */
+void pya__wait_borrows(void);           /* main, GIL held (call.c) */
 
 /* Main-thread GIL: take it unless held already; returns whether it took it.
-** Drains the pending releases each time it is taken. */
+** Drains the pending releases each time it is taken, and runs the calls
+** into Lua that other threads posted while main ran Lua (one of them may be
+** what the Python call about to be made waits for).  On another thread Lua
+** runs with the GIL held (a borrowed call, call.c): nothing to take. */
 static inline int pya__gil_enter(lua_State *L) {
+  if (!pya__ismain()) return 0;
   pya__rt.L = L;
   if (pya__rt.gil_held) return 0;
   if (!pya__rt.initialized) luaL_error(L, "pyasync is shut down (Python finalized)");
   PyEval_RestoreThread(pya__rt.main_ts);
   pya__rt.gil_held = 1;
+  pya__rt.main_gilfree = 0;
   if (atomic_load_explicit(&pya__rt.npending, memory_order_relaxed))
     { extern void pya__drain_pending(lua_State *L); pya__drain_pending(L); }
+  if (atomic_load_explicit(&pya__ncalls, memory_order_relaxed)) pya__run_calls();
   return 1;
 }
+/* Back to Lua without the GIL, once no other thread runs Lua. */
 static inline void pya__gil_leave(int took) {
   if (took) {
+    if (pya__rt.active_borrows) pya__wait_borrows();
+    pya__rt.main_gilfree = 1;
     pya__rt.gil_held = 0;
     pya__rt.main_ts = PyEval_SaveThread();
   }
@@ -143,6 +164,10 @@ int pya__call_init(PyObject *helper);
 /* Main thread, GIL held: runs a PYA_C_CALL record and wakes its caller. */
 void pya__run_call(pya_Comp *c);
 void pya__refuse_call(pya_Comp *c);    /* no GIL: fail it, shutting down */
+/* L is a thread a non-main thread runs a Lua call on (it cannot wait). */
+int pya__borrowing(lua_State *L);
+/* This thread runs Lua: the main thread, or one running a Lua call. */
+int pya__on_lua_side(void);
 
 /* --- loop thread and queues (loop.c) -------------------------------------- */
 enum { PYA_OP_AWAIT = 1, PYA_OP_CANCEL, PYA_OP_CALL, PYA_OP_ACLOSE, PYA_OP_STOP,
@@ -173,6 +198,10 @@ struct pya_Comp {             /* loop thread -> main thread */
   atomic_int done;
 };
 enum { PYA_C_OK = 1, PYA_C_ERR, PYA_C_TIMER, PYA_C_CALL };
+
+/* Calls into Lua posted to the main thread (call.c runs them). */
+void pya__post_call(pya_Comp *c);        /* any thread, no GIL needed */
+pya_Comp *pya__take_calls(void);         /* main thread; list in order */
 
 int pya__loop_start(void);               /* GIL held on the main thread */
 void pya__loop_stop(void);               /* GIL not held */

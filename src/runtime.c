@@ -17,17 +17,23 @@ int pya__ismain(void) {
   return pthread_equal(pthread_self(), pya__rt.main_thread);
 }
 
+/* Before waiting in libuv, where luv callbacks and timers run Lua without
+** the GIL: no other thread may run Lua meanwhile. */
 int pya__gil_suspend(void) {
-  if (!pya__rt.gil_held) return 0;
+  int held = pya__rt.gil_held;  /* 2: a host that embeds Python holds it */
+  if (!held) return 0;
+  if (pya__rt.active_borrows) pya__wait_borrows();
+  pya__rt.main_gilfree = 1;
   pya__rt.gil_held = 0;
   pya__rt.main_ts = PyEval_SaveThread();
-  return 1;
+  return held;
 }
 
 void pya__gil_restore(int token) {
   if (!token) return;
   PyEval_RestoreThread(pya__rt.main_ts);
-  pya__rt.gil_held = 1;
+  pya__rt.gil_held = token;
+  pya__rt.main_gilfree = 0;
 }
 
 /* --- deferred releases ---------------------------------------------------- */
@@ -186,7 +192,7 @@ int pya__init(lua_State *L) {
   rt->initialized = 1;
   static int registered;
   if (!registered++) atexit(at_exit);
-  if (rt->gil_held == 1) pya__gil_suspend();
+  if (rt->gil_held == 1) pya__gil_suspend();  /* main now runs Lua GIL-free */
   return 0;
 }
 

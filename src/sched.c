@@ -16,6 +16,10 @@ static pya_Comp *local_head, *local_tail;  /* main-thread records (timers) */
 static volatile sig_atomic_t interrupted;
 static lua_State *poll_L;
 
+/* Lua that another Python thread runs (call.c) touches no libuv handle. */
+#define OFF_MAIN "pyasync: cannot wait or use timers in a Lua function that " \
+  "Python calls from another thread (use py.async_fn)"
+
 static long long mono_ns(void) {
   return (long long)(uv_hrtime());
 }
@@ -204,6 +208,7 @@ static void timer_fired(uv_timer_t *h) {
 
 /* core.timer(seconds [, id]) -> id: a completion (id, true) after seconds. */
 static int sched_timer(lua_State *L) {
+  if (!pya__ismain()) return luaL_error(L, OFF_MAIN);
   lua_Number s = luaL_checknumber(L, 1);
   long long id = (long long)luaL_optinteger(L, 2, 0);
   if (!id) id = ++next_id;
@@ -221,18 +226,44 @@ static int sched_timer(lua_State *L) {
   return 1;
 }
 
-/* core.timer_stop(id): no completion will come for it. */
+/* Timers stopped by Lua that another thread ran: libuv handles belong to
+** the main thread, which closes them at its next poll. */
+static pthread_mutex_t stops_mu = PTHREAD_MUTEX_INITIALIZER;
+static Timer *stops[64];
+static atomic_int nstops;
+
+static void close_timer(Timer *t) {
+  uv_timer_stop(&t->h);
+  uv_close((uv_handle_t *)&t->h, timer_free);
+}
+
+static void close_stopped(void) {
+  pthread_mutex_lock(&stops_mu);
+  for (int n = atomic_load(&nstops); n > 0; n--) close_timer(stops[n - 1]);
+  atomic_store(&nstops, 0);
+  pthread_mutex_unlock(&stops_mu);
+}
+
+/* core.timer_stop(id): no completion will come for it (one that fires all
+** the same finds no waiter: the scheduler forgot it first). */
 static int sched_timer_stop(lua_State *L) {
   long long id = (long long)luaL_checkinteger(L, 1);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &TIMERS_KEY);
   Timer *t = lua_rawgeti(L, -1, (lua_Integer)id) == LUA_TLIGHTUSERDATA
                  ? lua_touserdata(L, -1) : NULL;
   lua_pop(L, 2);
-  if (t) {
+  if (!t) return 0;
+  if (pya__ismain()) {
     timers_forget(L, id);
-    uv_timer_stop(&t->h);
-    uv_close((uv_handle_t *)&t->h, timer_free);
+    close_timer(t);
+    return 0;
   }
+  pthread_mutex_lock(&stops_mu);
+  int n = atomic_load(&nstops), room = n < (int)(sizeof stops / sizeof *stops);
+  if (room) { stops[n] = t; atomic_store(&nstops, n + 1); }
+  pthread_mutex_unlock(&stops_mu);
+  if (room) timers_forget(L, id);  /* else it fires, for nobody */
+  pya__wake_main();
   return 0;
 }
 
@@ -290,7 +321,7 @@ static int poll_finalized(lua_State *L, pya_Comp *c, int n) {
   while (c) {
     pya_Comp *next = c->next;
     if (c->kind == PYA_C_TIMER) deliver(L, 1, &n, c);
-    if (c->kind != PYA_C_CALL) free(c);  /* a call's record is its caller's */
+    free(c);
     c = next;
   }
   lua_pushinteger(L, n);
@@ -302,12 +333,20 @@ static int poll_finalized(lua_State *L, pya_Comp *c, int n) {
 static int sched_poll(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   int block = lua_toboolean(L, 2);
+  if (!pya__ismain()) return luaL_error(L, OFF_MAIN);
   if (poll_L)
     return luaL_error(L, "pyasync: cannot wait inside a libuv (luv) callback; "
                          "start a task with py.spawn instead");
+  if (atomic_load_explicit(&nstops, memory_order_relaxed)) close_stopped();
   int tok = pya__gil_suspend();
   int alive = wait_events(L, block);
   pya__gil_restore(tok);
+  /* calls into Lua that other threads posted: gil_enter runs them */
+  if (atomic_load_explicit(&pya__ncalls, memory_order_relaxed) && pya__rt.initialized) {
+    int t = pya__gil_enter(L);
+    if (!t) pya__run_calls();  /* nested: the GIL was held already */
+    pya__gil_leave(t);
+  }
   pya_Comp *c = pya__take_completions();
   if (local_head) {  /* timers first: they are already due */
     local_tail->next = c;
@@ -326,18 +365,14 @@ static int sched_poll(lua_State *L) {
   /* completions without a Python value (timers, prefetch rings, plain
   ** results converted on the loop thread) need no GIL */
   int need_gil = 0;
-  for (pya_Comp *x = c; x && !need_gil; x = x->next)
-    need_gil = x->value || x->kind == PYA_C_CALL;
+  for (pya_Comp *x = c; x && !need_gil; x = x->next) need_gil = x->value != NULL;
   int took = need_gil ? pya__gil_enter(L) : 0;
   while (c) {
     pya_Comp *next = c->next;
-    if (c->kind == PYA_C_CALL) pya__run_call(c);  /* its caller frees it */
-    else {
-      if (c->kind != PYA_C_TIMER) atomic_fetch_sub(&pya__inflight, 1);
-      deliver(L, 1, &n, c);
-      Py_XDECREF(c->value);
-      free(c);
-    }
+    if (c->kind != PYA_C_TIMER) atomic_fetch_sub(&pya__inflight, 1);
+    deliver(L, 1, &n, c);
+    Py_XDECREF(c->value);
+    free(c);
     c = next;
   }
   pya__gil_leave(took);
@@ -351,7 +386,7 @@ static int sched_inflight(lua_State *L) {
 }
 
 static int sched_in_remote_call(lua_State *L) {
-  lua_pushboolean(L, pya__rt.in_remote_call > 0);
+  lua_pushboolean(L, pya__rt.in_remote_call > 0 || pya__borrowing(L));
   return 1;
 }
 

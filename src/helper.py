@@ -62,6 +62,186 @@ def _prepend_path(paths):
         sys.path.insert(0, p)
 
 
+# --- loop affinity ------------------------------------------------------------
+# pyasync's loop is the current loop of the Lua side (API.md section 5, "Loop
+# affinity"): the policy returns it to code that the main thread (or a thread
+# running a Lua call) runs, and the loop's class makes the scheduling calls
+# that code makes thread-safe.  Its call_soon, call_later, call_at and the
+# add/remove_reader/writer methods are C (affinity.c): the base class's on the
+# loop thread, the _foreign_* functions below on any other.
+
+def _foreign_call_soon(loop, callback, *args, context=None):
+    if _wake_loop is None:      # uvloop: its call_soon_threadsafe is C
+        return loop.call_soon_threadsafe(callback, *args, context=context)
+    # asyncio's call_soon_threadsafe writes to a socket, which releases the
+    # GIL: the loop thread would run in the middle of the caller's own
+    # Python (Event.set() iterating its waiters while one of them leaves)
+    loop._check_closed()
+    h = loop._call_soon(callback, args, context)
+    _wake_loop()
+    return h
+
+
+def _foreign_call_later(loop, delay, callback, *args, context=None):
+    return _foreign_call_at(loop, loop.time() + delay, callback, *args, context=context)
+
+
+def _foreign_call_at(loop, when, callback, *args, context=None):
+    h = _ForeignTimer(when, callback, args, loop, context)
+    _foreign_call_soon(loop, h._arm)
+    return h
+
+
+def _foreign_add_reader(loop, fd, callback, *args):
+    _foreign_call_soon(loop, loop.add_reader, fd, callback, *args)
+
+
+def _foreign_add_writer(loop, fd, callback, *args):
+    _foreign_call_soon(loop, loop.add_writer, fd, callback, *args)
+
+
+def _foreign_remove_reader(loop, fd):
+    """Scheduled on the loop thread; True since it cannot tell yet."""
+    _foreign_call_soon(loop, loop.remove_reader, fd)
+    return True
+
+
+def _foreign_remove_writer(loop, fd):
+    _foreign_call_soon(loop, loop.remove_writer, fd)
+    return True
+
+
+_ForeignTimer = None
+
+
+def _timer_class():
+    import asyncio
+
+    class ForeignTimer(asyncio.TimerHandle):
+        """The handle of call_at/call_later called from another thread: the
+        loop thread arms the loop's own timer, whose callback runs this one."""
+        __slots__ = ("_real",)
+
+        def __init__(self, when, callback, args, loop, context=None):
+            super().__init__(when, callback, args, loop, context)
+            self._real = None
+
+        def _arm(self):
+            if not self._cancelled:
+                self._real = self._loop.call_at(self._when, self._fire)
+
+        def _fire(self):
+            self._real = None
+            if not self._cancelled:
+                self._run()
+
+        def cancel(self):
+            if self._cancelled:
+                return
+            asyncio.Handle.cancel(self)
+            real, self._real = self._real, None
+            if real is not None:
+                if _on_loop_thread():
+                    real.cancel()
+                else:
+                    _foreign_call_soon(self._loop, real.cancel)
+
+    return ForeignTimer
+
+
+def _on_loop_thread():
+    import threading
+    return _loop is not None and threading.get_ident() == _loop_ident
+
+
+_loop_ident = None
+_wake_loop = None        # loop.c's, on asyncio's loop
+
+
+def _loop_class(kind):
+    """The class of pyasync's loop: asyncio's selector loop or uvloop's."""
+    if kind == "uvloop":
+        import uvloop
+        base = uvloop.Loop
+    else:
+        import asyncio
+        base = asyncio.SelectorEventLoop
+
+    class Loop(base):
+        """pyasync's loop: scheduling calls made from other threads (a sync
+        call from Lua) are handed to the loop thread and wake it."""
+
+    Loop.__name__ = Loop.__qualname__ = "PyasyncLoop"
+    _install_affinity(Loop, base)
+    return Loop
+
+
+def _policy_get_event_loop(self):
+    if _on_lua_side():
+        loop = self._local._loop
+        if loop is None or loop.is_closed():
+            return _lua_loop()
+        return loop
+    return self._pyasync_base.get_event_loop(self)
+
+
+def _install_policy(asyncio):
+    """Makes pyasync's loop the current loop of the Lua side: a subclass of
+    the policy in place whose get_event_loop() returns it there, unless code
+    there set a loop of its own that is still open."""
+    cur = asyncio.get_event_loop_policy()
+    cls = type(cur)
+    if getattr(cls, "_pyasync_base", None) is not None:
+        return
+    if not isinstance(getattr(cur, "_local", None), object) or not hasattr(cur, "_local"):
+        return  # not a BaseDefaultEventLoopPolicy: leave it alone
+    policy = type("PyasyncPolicy", (cls,), {
+        "get_event_loop": _policy_get_event_loop, "_pyasync_base": cls})()
+    asyncio.set_event_loop_policy(policy)
+
+
+class _AsyncioHook:
+    """A meta path finder that installs the policy once asyncio is imported
+    (pyasync does not import asyncio before it is needed)."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name != "asyncio":
+            return None
+        import importlib.util
+        try:
+            sys.meta_path.remove(_AsyncioHook)
+        except ValueError:
+            pass
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            exec_module = spec.loader.exec_module
+
+            def exec_and_install(module):
+                exec_module(module)
+                _install_policy(module)
+            spec.loader.exec_module = exec_and_install
+        return spec
+
+
+def _setup():
+    if "asyncio" in sys.modules:
+        _install_policy(sys.modules["asyncio"])
+    elif _AsyncioHook not in sys.meta_path:
+        sys.meta_path.insert(0, _AsyncioHook)
+
+
+async def _onloop_run(fn, args, kwargs):
+    return fn(*args, **kwargs)
+
+
+def _onloop(fn, *args, **kwargs):
+    """py.onloop(fn, ...): fn(...) inside the running loop."""
+    if not callable(fn):
+        raise TypeError("py.onloop: '%s' object is not callable" % type(fn).__name__)
+    return _onloop_run(fn, args, kwargs)
+
+
 # --- the loop thread ----------------------------------------------------------
 # _drain, _ready and _complete are added by loop.c before the thread starts.
 
@@ -102,6 +282,8 @@ def _start(aw, ctx, wid):
             t = loop.create_task(aw, context=ctx)
     elif isinstance(aw, _Future):
         t = _ensure_future(aw, loop=loop)
+    elif isinstance(aw, _CFuture):
+        t = _wrap_future(aw, loop=loop)
     else:
         return _start(_wrap_awaitable(aw), ctx, wid)
     _tasks[wid] = t
@@ -125,14 +307,19 @@ def _stop():
 
 def _loop_main(efd, kind):
     global _loop, _eager, _iscoroutine, _Future, _ensure_future
+    global _CFuture, _wrap_future, _ForeignTimer, _loop_ident, _wake_loop
     import asyncio
+    import concurrent.futures
+    import threading
     _iscoroutine, _Future = asyncio.iscoroutine, asyncio.Future
-    _ensure_future = asyncio.ensure_future
+    _ensure_future, _wrap_future = asyncio.ensure_future, asyncio.wrap_future
+    _CFuture = concurrent.futures.Future
+    _ForeignTimer = _timer_class()
+    _set_loop_thread()
+    _loop_ident = threading.get_ident()
+    loop = _loop_class(kind)()
     if kind == "uvloop":
-        import uvloop
-        loop = uvloop.new_event_loop()
-    else:
-        loop = asyncio.new_event_loop()
+        _wake_loop = None
     _loop = loop
     asyncio.set_event_loop(loop)
     _eager = hasattr(loop, "_ready")

@@ -414,7 +414,9 @@ PYASYNC_API int luaopen_pyasync_core(lua_State *L) {
   luaopen_pyasync_stream(L);
   luaopen_pyasync_buffer(L);
   luaopen_pyasync_dlpack(L);
+  luaopen_pyasync_affinity(L);
   pya__luv_setup(L);
+  pya__uvloop();  /* the main thread's loop, before another thread may ask */
   int took = pya__gil_enter(L);
   setobj(L, "builtins", PyImport_AddModule("builtins"));
   setobj(L, "main", PyImport_AddModule("__main__"));

@@ -545,8 +545,20 @@ static void *loop_main(void *arg) {
   return NULL;
 }
 
+/* _wake_loop(): from another thread, after it added to the loop's ready
+** queue (helper._foreign_call_soon): the loop runs it at once.  A write to
+** the eventfd, holding the GIL: the loop thread cannot run Python until the
+** caller's synchronous call is over (a socket send, as call_soon_threadsafe
+** does, would hand it the GIL in the middle of that call). */
+static PyObject *l_wake_loop(PyObject *self, PyObject *unused) {
+  (void)self; (void)unused;
+  if (efd >= 0) wake_loop();
+  Py_RETURN_NONE;
+}
+
 static PyMethodDef loop_methods[] = {
   {"_drain", l_drain, METH_NOARGS, NULL},
+  {"_wake_loop", l_wake_loop, METH_NOARGS, NULL},
   {"_ready", l_ready, METH_NOARGS, NULL},
   {"_linger", l_linger, METH_NOARGS, NULL},
   {"_complete", (PyCFunction)(void (*)(void))l_complete, METH_FASTCALL, NULL},

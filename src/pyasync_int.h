@@ -240,6 +240,10 @@ void pya__ref_completions(int on);
 void pya__set_loop_kind(const char *kind);
 const char *pya__loop_kind(void);
 
+/* --- loop affinity (affinity.c) ------------------------------------------ */
+int pya__affinity_init(PyObject *helper);  /* GIL held */
+int luaopen_pyasync_affinity(lua_State *L);
+
 /* --- streams (stream.c) --------------------------------------------------- */
 int pya__isbatch(PyObject *o);
 void pya__push_batch(lua_State *L, PyObject *o);

@@ -149,7 +149,10 @@ static int setup_helper(void) {
   pya__rt.helper = mod;
   pya__rt.LuaError = PyDict_GetItemString(d, "LuaError");
   Py_XINCREF(pya__rt.LuaError);
-  return pya__call_init(mod);
+  if (pya__call_init(mod) < 0 || pya__affinity_init(mod) < 0) return -1;
+  r = PyObject_CallMethod(mod, "_setup", NULL);  /* needs the C parts */
+  Py_XDECREF(r);
+  return r ? 0 : -1;
 }
 
 static void python_failed(lua_State *L, const char *what) {

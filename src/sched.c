@@ -33,9 +33,27 @@ static void local_push(pya_Comp *c) {
 
 /* --- submitting ------------------------------------------------------------ */
 
-static int is_awaitable(PyObject *o) {
+/* concurrent.futures.Future, once its module is loaded (only then can o be
+** one); the loop thread wraps it with asyncio.wrap_future.  GIL held. */
+static int is_cfuture(PyObject *o) {
+  static PyTypeObject *cls;  /* kept */
+  if (!cls) {
+    PyObject *name = PyUnicode_FromString("concurrent.futures._base");
+    PyObject *m = name ? PyImport_GetModule(name) : NULL;
+    PyObject *c = m ? PyObject_GetAttrString(m, "Future") : NULL;
+    Py_XDECREF(name);
+    Py_XDECREF(m);
+    if (c && PyType_Check(c)) cls = (PyTypeObject *)c;
+    else Py_XDECREF(c);
+    PyErr_Clear();
+    if (!cls) return 0;
+  }
+  return PyObject_TypeCheck(o, cls);
+}
+
+static int is_awaitable(PyObject *o) {  /* GIL held */
   PyAsyncMethods *am = Py_TYPE(o)->tp_as_async;
-  return PyCoro_CheckExact(o) || (am && am->am_await);
+  return PyCoro_CheckExact(o) || (am && am->am_await) || is_cfuture(o);
 }
 
 /* Queues op on obj (borrowed, may be NULL); returns its id or 0 with a Python
@@ -71,12 +89,13 @@ static int sched_submit(lua_State *L) {
   if (pya__rt.closing) return luaL_error(L, "pyasync is shut down: cannot start new work");
   PyObject *aw = pya__toobj(L, 1);
   if (!aw) return luaL_error(L, "attempt to await a %s value (not awaitable)", luaL_typename(L, 1));
+  long long want = (long long)luaL_optinteger(L, 2, 0);
   int took = pya__gil_enter(L);
   long long id = 0;
   char msg[160] = "";
   if (!is_awaitable(aw))
     snprintf(msg, sizeof msg, "attempt to await a '%.80s' object (not awaitable)", Py_TYPE(aw)->tp_name);
-  else if (!(id = submit(PYA_OP_AWAIT, aw, (long long)luaL_optinteger(L, 2, 0))))
+  else if (!(id = submit(PYA_OP_AWAIT, aw, want)))
     pya__pusherror(L);
   pya__gil_leave(took);
   if (*msg) return luaL_error(L, "%s", msg);
@@ -113,15 +132,27 @@ static int sched_submit_batch(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_Integer n = luaL_checkinteger(L, 2);
   if (n < 1) return luaL_argerror(L, 2, "positive count expected");
-  for (lua_Integer i = 1; i <= n; i++) {  /* checks need no GIL */
+  for (lua_Integer i = 1; i <= n; i++) {  /* proxies, before the GIL */
     lua_rawgeti(L, 1, i);
-    PyObject *aw = pya__toobj(L, -1);
-    if (!aw || !is_awaitable(aw))
+    if (!pya__toobj(L, -1))
       return luaL_error(L, "attempt to await a %s (item %d, not awaitable)",
-                        aw ? Py_TYPE(aw)->tp_name : luaL_typename(L, -1), (int)i);
+                        luaL_typename(L, -1), (int)i);
     lua_pop(L, 1);
   }
   int took = pya__gil_enter(L);
+  char msg[160] = "";
+  for (lua_Integer i = 1; i <= n && !*msg; i++) {
+    lua_rawgeti(L, 1, i);
+    PyObject *aw = pya__toobj(L, -1);
+    if (!is_awaitable(aw))
+      snprintf(msg, sizeof msg, "attempt to await a %.80s (item %d, not awaitable)",
+               Py_TYPE(aw)->tp_name, (int)i);
+    lua_pop(L, 1);
+  }
+  if (*msg) {
+    pya__gil_leave(took);
+    return luaL_error(L, "%s", msg);
+  }
   int ok = pya__loop_start() == 0;
   long long first = next_id + 1;
   pya_Sub *head = NULL, *tail = NULL;

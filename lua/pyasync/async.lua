@@ -127,4 +127,15 @@ M._interrupt = S.interrupt
 
 M._report_unretrieved = S.report_unretrieved
 
+--- py.onloop(fn, ...) -> fn(...) called inside the running loop, on the loop
+--- thread; waits as py.await does.  A trailing py.kw{} gives keywords.
+function M.onloop(fn, ...)
+  local t = type(fn)
+  if t ~= "userdata" and t ~= "function" and not (getmetatable(fn) or {}).__call then
+    error("bad argument #1 to 'onloop' (callable expected, got " .. t .. ")", 2)
+  end
+  refuse(nil, nil)
+  return S.finish_wait(S.await_call(nil, core._helper._onloop, fn, ...))
+end
+
 return M

@@ -40,6 +40,15 @@ py._CancelToken = S.CancelToken
 py._on_done = S.on_done
 py._wait = S.wait
 
+-- py.loop: the loop the loop thread runs, started on first use.
+setmetatable(py, {__index = function(t, k)
+  if k == "loop" then
+    local loop = core.loop()
+    rawset(t, "loop", loop)
+    return loop
+  end
+end})
+
 -- Failed tasks that nobody awaited are reported when the state closes.
 py._reporter = setmetatable({}, {__gc = function() S.report_unretrieved() end})
 

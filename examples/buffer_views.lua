@@ -36,8 +36,8 @@ print("after release:", ns.buf)
 
 -- Mistakes are errors, not crashes (the message without its position).
 local function try(f, ...)
-  local ok, e = pcall(f, ...)
-  return ok, (tostring(e):gsub("^[^\n]-:%d+: ", ""))
+  local fine, e = pcall(f, ...)
+  return fine, (tostring(e):gsub("^[^\n]-:%d+: ", ""))
 end
 local ro = py.buffer(py.bytes("abc"))
 print(try(ro.set, ro, 1, 0))
@@ -51,6 +51,6 @@ n[0] = 100                                -- numpy writes ...
 print("arr[1] =", arr[1])                 -- ... Lua sees it
 arr:fill(0.5)                             -- Lua writes ...
 print("numpy sum:", n:sum())              -- ... numpy sees it
-arr = nil
+arr = nil  -- luacheck: ignore 311
 collectgarbage()                          -- numpy keeps the memory alive
 print("after Lua let go:", n)

@@ -106,11 +106,6 @@ describe("py.async_fn", function()
   it("is cancelled in Lua when the Python awaiter is cancelled", function()
     local seen
     local finished = ns.event()
-    local f = py.async_fn(function()
-      local ok, e = pcall(py.sleep, 10)
-      seen = ok and "slept" or e.type
-      py.await(ns.signal(finished))
-    end)
     local started = ns.event()
     local g = py.async_fn(function()
       py.await(ns.signal(started))
@@ -123,7 +118,7 @@ describe("py.async_fn", function()
 
     seen = nil
     finished = ns.event()
-    f = py.async_fn(function()
+    local f = py.async_fn(function()
       local ok, e = pcall(py.sleep, 10)
       seen = ok and "slept" or e.type
       py.await(ns.signal(finished))

@@ -199,12 +199,12 @@ _got = np.zeros(len(_src), dtype=np.float16)
     assert.are.equal("Axxxx", tostring(py.eval("bytes(ba).replace(b'\\0', b'x').decode()", ns)))
     -- <close> releases at the end of the block
     do
-      local w <close> = py.buffer(ns.ba)
+      local _ <close> = py.buffer(ns.ba)
       assert.is_false(pcall(py.exec, "ba.extend(b'y')", ns))
     end
     py.exec("ba.extend(b'y')", ns)
     -- a collected View releases through the deferred list, never waiting for the GIL
-    local w = py.buffer(ns.ba)
+    local w = py.buffer(ns.ba)  -- luacheck: ignore 231
     assert.is_false(pcall(py.exec, "ba.extend(b'z')", ns))
     w = nil
     collectgarbage()
@@ -360,7 +360,7 @@ describe("py.array", function()
     local a = py.array("d", {1, 2, 3})
     M._n = np.asarray(a)
     assert.are.equal(base + 1, stats().blocks)
-    a = nil
+    a = nil  -- luacheck: ignore 311
     collectgarbage()
     collectgarbage()
     assert.are.equal(6.0, py.eval("float(_n.sum())"))
@@ -374,7 +374,7 @@ describe("py.array", function()
   it("survives the Python side being dropped first", function()
     local base = stats().blocks
     local a = py.array("i", {7, 8})
-    local n = np.asarray(a)
+    local n = np.asarray(a)  -- luacheck: ignore 231
     py.exec("import gc")
     n = nil
     collectgarbage()

@@ -166,6 +166,7 @@ except LuaError as e:
     assert.are.equal("integer", math.type(e))
     assert.are.equal(42, e)
     ok, e = pcall(apply, function() error(1.5) end)
+    assert.is_false(ok)
     assert.are.equal(1.5, e)
     ok, e = pcall(apply, function() error(false) end)
     assert.is_false(ok)
@@ -211,6 +212,7 @@ except LuaError as e:
     assert.is_true(rawequal(err, e))
     err = setmetatable({}, {__name = "PyError"})
     ok, e = pcall(apply, function() error(err) end)
+    assert.is_false(ok)
     assert.is_true(rawequal(err, e))
   end)
 

@@ -190,9 +190,9 @@ describe("py.from_dlpack", function()
     assert.are.equal(r0, refs(x))
     assert.are.equal(i0, py._buffer_stats().imports)
     -- collected: the deleter waits for the next GIL holder, then runs
-    t = py.from_dlpack(x)
+    t = py.from_dlpack(x)  -- luacheck: ignore 311
     assert.are.equal(r0 + 1, refs(x))
-    t = nil
+    t = nil  -- luacheck: ignore 311
     collectgarbage()
     collectgarbage()
     assert.are.equal(r0, refs(x))   -- this call drained the deferred list
@@ -203,7 +203,7 @@ describe("py.from_dlpack", function()
     local f = M.Fake()
     local t = py.from_dlpack(f)
     assert.are.equal(n0, ndeleted())
-    local u = py.from_dlpack(f)
+    local u = py.from_dlpack(f)  -- luacheck: ignore 231
     t:release()
     t:release()
     assert.are.equal(n0 + 1, ndeleted())
@@ -312,13 +312,13 @@ describe("__dlpack__ of py.array and Tensors", function()
     assert.are.equal(-1.0, py.builtins.float(py.item(n, 0)))
     assert.are.equal("float32", tostring(n.dtype))
     -- torch keeps the memory after Lua drops the array
-    a = nil
-    n = nil
+    a = nil  -- luacheck: ignore 311
+    n = nil  -- luacheck: ignore 311
     collectgarbage()
     collectgarbage()
     assert.are.equal(base.blocks + 1, stats().blocks)
     assert.are.equal(11.0, tt:sum():item() + 2)
-    tt = nil
+    tt = nil  -- luacheck: ignore 311
     assert.are.equal(0, stats().exports)
     assert.are.equal(base.blocks, stats().blocks)
   end)
@@ -328,7 +328,7 @@ describe("__dlpack__ of py.array and Tensors", function()
     assert.are.same({1, 0}, py.totable(py.eval("lambda a: a.__dlpack_device__()")(a)))
     assert.matches("copy=True", err_of(M.dlpack, a, kw{copy = true}))
     assert.matches("another device", err_of(M.dlpack, a, kw{dl_device = py.tuple(2, 0)}))
-    local cap = M.dlpack(a, kw{stream = py.None, max_version = py.tuple(1, 0)})
+    local cap = M.dlpack(a, kw{stream = py.None, max_version = py.tuple(1, 0)})  -- luacheck: ignore 231
     assert.are.equal(1, stats().exports)
     cap = nil   -- never consumed: the capsule's destructor runs the deleter
     assert.are.equal(0, stats().exports)
@@ -348,7 +348,7 @@ describe("__dlpack__ of py.array and Tensors", function()
     t:release()
     assert.are.equal(r0 + 1, refs(x))   -- torch still shares it
     assert.are.equal(13.0, py.item(tt, 3):item())
-    tt = nil
+    tt = nil  -- luacheck: ignore 311
     collectgarbage()
     collectgarbage()
     assert.are.equal(r0, refs(x))

@@ -82,7 +82,7 @@ describe("faults raised by Python", function()
   it("in __del__: reported by Python, never a crash", function()
     local o = py.main.FaBadDel()
     py.release(o)
-    local o2 = py.main.FaBadDel()
+    local o2 = py.main.FaBadDel()  -- luacheck: ignore 231
     o2 = nil
     collectgarbage()
     py.eval("0")
@@ -92,7 +92,7 @@ describe("faults raised by Python", function()
 
   it("in aclose(): raised on break, not swallowed", function()
     local ok, e = pcall(function()
-      for _ in py.aiter(py.main.fa_bad_aclose_gen()) do break end
+      for _ in py.aiter(py.main.fa_bad_aclose_gen()) do break end  -- luacheck: ignore 512
     end)
     assert.is_false(ok)
     assert.are.equal("RuntimeError", e.type)
@@ -121,7 +121,7 @@ end)
 describe("faults raised by Lua", function()
   it("in __close while a task awaits", function()
     local ok, e = pcall(py.run, function()
-      local guard <close> = setmetatable({}, {__close = function() error("close fails", 0) end})
+      local _ <close> = setmetatable({}, {__close = function() error("close fails", 0) end})
       py.await(py.main.fa_ok(1))
     end)
     assert.is_false(ok)

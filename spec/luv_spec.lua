@@ -65,7 +65,7 @@ describe("luv interop", function()
     local timer = uv.new_timer()
     local done = py.CancelToken()
     timer:start(1, 0, function()
-      local ok, e = pcall(py.await, py.main._luv_slow(1, 1))
+      local _, e = pcall(py.await, py.main._luv_slow(1, 1))
       err = e
       done:cancel()
     end)

@@ -64,7 +64,7 @@ describe("py.release", function()
     assert_released(py.is, o, o)
     assert_released(function() py.main._rel_x = {1, {o}} end)
     assert_released(py.exec, "pass", o)
-    local ok, e = pcall(py.builtins.id, o)
+    local _, e = pcall(py.builtins.id, o)
     assert.are.equal("ValueError", e.type)
   end)
 

@@ -68,7 +68,7 @@ describe("stress", function()
 
   it("runs 100k coroutines in waves, none lost", function()
     local total = 0
-    for wave = 1, 10 do
+    for _ = 1, 10 do
       local list = {}
       for i = 1, 10000 do
         list[i] = (i % 2 == 0) and py.main.st_value(i) or py.main.st_sleepy(i)
@@ -120,11 +120,11 @@ describe("stress", function()
     local ev = py.import("asyncio").Event()
     local busy = py.start(py.main.st_busy(ev))
     local mk = py.builtins.object
-    for _ = 1, 50000 do local o = mk() end
+    for _ = 1, 50000 do local _ = mk() end
     collectgarbage()
     py.eval("1")
     local before = rss_kb()
-    for _ = 1, 300000 do local o = mk() end
+    for _ = 1, 300000 do local _ = mk() end
     collectgarbage()
     py.eval("1")  -- drains the deferred releases
     local after = rss_kb()

@@ -5,7 +5,12 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config lua5.4 liblua5.4-dev libuv1-dev
       python3-dev libdlpack-dev lua-busted luarocks lua-luv lua-luv-dev
       python3-numpy python3-uvloop python3-torch libreadline-dev
-      clang libclang-rt-14-dev valgrind)
+      clang libclang-rt-14-dev valgrind
+      # the specs' real servers (tools/fixtures, spec/servers.lua,
+      # spec/pyservers.py), their Python clients, and lint:luacheck
+      postgresql redis-server python3-asyncpg python3-redis python3-aiohttp
+      python3-httpx python3-websockets python3-aiosqlite python3-distributed
+      python3-starlette python3-uvicorn lua-check tmux)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

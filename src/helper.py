@@ -363,11 +363,11 @@ def _aclose_bg(obj):
     t.add_done_callback(_report_failure)
 
 
-def _report_failure(t):
+def _report_failure(t, what="aclose()"):
     if not t.cancelled() and t.exception() is not None:
         e = t.exception()
-        sys.stderr.write("pyasync: aclose() failed: %s\n" % "".join(
-            _tb.format_exception(type(e), e, e.__traceback__)).rstrip())
+        sys.stderr.write("pyasync: %s failed: %s\n" % (what, "".join(
+            _tb.format_exception(type(e), e, e.__traceback__)).rstrip()))
 
 
 # --- streams ------------------------------------------------------------------
@@ -610,3 +610,123 @@ def _lua_resolve(token, ok, value):
 def _resolver(token, ok, value):
     import functools
     return functools.partial(_lua_resolve, token, ok, value)
+
+
+# --- context managers (py.with, py.enter) ----------------------------------------
+# The exits return "ok", "suppressed" or "propagate" (the body's error goes
+# on, and Lua re-raises its own value); an exception an exit raises itself
+# replaces the body's, as in Python.
+
+def _is_async_cm(cm):
+    return hasattr(type(cm), "__aenter__")
+
+
+class _SyncWith:
+    """py.with / py.enter of a context manager: entered now, on the caller's
+    thread (the main thread)."""
+    __slots__ = ("cm", "_exit", "value")
+
+    def __init__(self, cm):
+        t = type(cm)
+        enter, self._exit = getattr(t, "__enter__", None), getattr(t, "__exit__", None)
+        if enter is None or self._exit is None:
+            raise TypeError("'%s' object does not support the context manager protocol"
+                            % t.__name__)
+        self.cm = cm
+        self.value = enter(cm)
+
+    def exit(self, exc):
+        cm, self.cm = self.cm, None
+        if exc is None:
+            self._exit(cm, None, None, None)
+            return "ok"
+        try:
+            suppress = self._exit(cm, type(exc), exc, exc.__traceback__)
+        except BaseException as e:
+            if e is exc:
+                return "propagate"
+            raise
+        return "suppressed" if suppress else "propagate"
+
+
+class _AsyncWith:
+    """py.with / py.enter of an async context manager.  A task on the loop
+    runs the manager from __aenter__ to __aexit__ and awaits, in between, a
+    future that the Lua body resolves with its error (or None): the manager
+    sees one task throughout, as in `async with`, and a cancellation of that
+    task (asyncio.timeout's) cancels the Lua body through cancel_body."""
+    __slots__ = ("entered", "body", "task", "value", "__weakref__")
+
+    def __init__(self, cm, cancel_body):
+        t = type(cm)
+        aenter, aexit = getattr(t, "__aenter__", None), getattr(t, "__aexit__", None)
+        if aenter is None or aexit is None:
+            raise TypeError("'%s' object does not support the asynchronous context "
+                            "manager protocol" % t.__name__)
+        loop = _loop
+        self.value = None
+        self.entered = loop.create_future()
+        self.body = loop.create_future()
+        self.task = loop.create_task(self._run(cm, aenter, aexit, cancel_body))
+
+    async def _run(self, cm, aenter, aexit, cancel_body):
+        import asyncio
+        try:
+            value = await aenter(cm)
+        except BaseException as e:
+            if not self.entered.done():
+                self.entered.set_exception(e)
+            return None
+        if self.entered.done():     # the enter was given up: exit at once
+            self.body.set_result(asyncio.CancelledError())
+        else:
+            self.value = value
+            self.entered.set_result(None)
+        asked = False
+        while not self.body.done():
+            try:
+                await asyncio.shield(self.body)
+            except asyncio.CancelledError:
+                # this task was cancelled (asyncio.timeout): so is the Lua
+                # body, and the manager exits once that has ended
+                if not self.body.done() and not asked:
+                    asked = True
+                    _post_lua(cancel_body)
+        exc = self.body.result()
+        if exc is None:
+            await aexit(cm, None, None, None)
+            return "ok"
+        try:
+            suppress = await aexit(cm, type(exc), exc, exc.__traceback__)
+        except BaseException as e:
+            if e is exc:
+                return "propagate"
+            raise
+        return "suppressed" if suppress else "propagate"
+
+    async def enter(self):
+        """Waits for __aenter__; cancelled, lets the manager unwind first."""
+        import asyncio
+        try:
+            await asyncio.shield(self.entered)
+        except asyncio.CancelledError:
+            if self.entered.done() and not self.entered.cancelled() \
+                    and self.entered.exception() is None:
+                self.body.set_result(asyncio.CancelledError())
+            else:
+                self.entered.cancel()
+                self.task.cancel()
+            await asyncio.wait([self.task])
+            raise
+
+    async def exit(self, exc):
+        """Hands the body's outcome to the manager; its exit's outcome."""
+        if not self.body.done():
+            self.body.set_result(exc)
+        return await self.task
+
+    def exit_nowait(self, exc):
+        """For a scope that cannot wait: the manager exits in the background."""
+        if not self.body.done():
+            self.body.set_result(exc)
+        self.task.add_done_callback(lambda t: _report_failure(t, "a context's exit"))

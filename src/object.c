@@ -33,7 +33,7 @@ void pya__pushmethod(lua_State *L, PyObject *o, int recv) {
   recv = lua_absindex(L, recv);
   pya_Proxy *p = (pya_Proxy *)lua_newuserdatauv(L, sizeof *p, 1);
   p->obj = o;
-  p->method = 1;
+  p->method = PYA_P_METHOD;
   Py_INCREF(o);
   pushmt(L);
   lua_setmetatable(L, -2);
@@ -153,7 +153,8 @@ static int object_newindex(lua_State *L) {
 ** the method was fetched from. */
 static int first_arg(lua_State *L) {
   int first = 2;
-  if (((pya_Proxy *)lua_touserdata(L, 1))->method && lua_type(L, 2) == LUA_TUSERDATA) {
+  if (((pya_Proxy *)lua_touserdata(L, 1))->method == PYA_P_METHOD &&
+      lua_type(L, 2) == LUA_TUSERDATA) {
     if (lua_getiuservalue(L, 1, 1) != LUA_TNONE && lua_rawequal(L, -1, 2))
       first = 3;
     lua_pop(L, 1);
@@ -274,6 +275,46 @@ static int object_release(lua_State *L) {
   return 0;
 }
 
+/* <close> of a proxy from py.enter: exit(proxy, err) first (a Lua function,
+** which may wait: lua_callk), then release it. */
+static int close_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  lua_settop(L, 1);
+  return object_release(L);
+}
+
+static int object_close(lua_State *L) {
+  pya_Proxy *p = toproxy(L, 1);
+  if (!p || p->method != PYA_P_CLOSER) return object_release(L);
+  p->method = 0;  /* exits once */
+  lua_settop(L, 2);
+  lua_getiuservalue(L, 1, 1);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_callk(L, 2, 0, 0, close_k);
+  return close_k(L, LUA_OK, 0);
+}
+
+/* core.closer(obj, name, exit) -> obj.name as a proxy (never converted: a
+** str or None too) whose <close> calls exit(proxy, err) (py.enter). */
+static int object_closer(lua_State *L) {
+  PyObject *o = pya__checkobj(L, 1);
+  luaL_checkstring(L, 2);
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  int took = pya__gil_enter(L);
+  PyObject *v = PyObject_GetAttrString(o, lua_tostring(L, 2));
+  if (v) {
+    pya_Proxy *p = (pya_Proxy *)lua_newuserdatauv(L, sizeof *p, 1);
+    p->obj = v;  /* the new reference moves to the proxy */
+    p->method = PYA_P_CLOSER;
+    pushmt(L);
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, 3);
+    lua_setiuservalue(L, -2, 1);
+  } else pya__pusherror(L);
+  return finish(L, took, v != NULL, 1);
+}
+
 /* Never waits for the GIL: the reference goes to the pending list. */
 static int object_gc(lua_State *L) {
   pya_Proxy *p = (pya_Proxy *)lua_touserdata(L, 1);
@@ -352,11 +393,12 @@ static const luaL_Reg object_meta[] = {
   {"__pow", object_pow}, {"__unm", object_unm}, {"__band", object_band},
   {"__bor", object_bor}, {"__bxor", object_bxor}, {"__shl", object_shl},
   {"__shr", object_shr}, {"__bnot", object_bnot},
-  {"__close", object_release}, {"__gc", object_gc},
+  {"__close", object_close}, {"__gc", object_gc},
   {"__pairs", object_pairs}, {NULL, NULL}};
 
 static const luaL_Reg object_funcs[] = {
-  {"release", object_release}, {"iter", object_iter}, {NULL, NULL}};
+  {"release", object_release}, {"iter", object_iter}, {"closer", object_closer},
+  {NULL, NULL}};
 
 int luaopen_pyasync_object(lua_State *L) {
   mt_seen = NULL;

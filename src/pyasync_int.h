@@ -104,8 +104,11 @@ void pya__drain_pending(lua_State *L);
 /* --- proxies (object.c) ---------------------------------------------------- */
 typedef struct pya_Proxy {
   PyObject *obj;              /* owned; NULL once released */
-  int method;                 /* fetched as obj.name: user value 1 is obj */
+  int method;                 /* PYA_P_* */
 } pya_Proxy;
+/* fetched as obj.name: user value 1 is obj; or made by py.enter: closing it
+** calls user value 1, the context's exit, then releases it */
+enum { PYA_P_METHOD = 1, PYA_P_CLOSER = 2 };
 
 /* Pushes a proxy owning a new reference to o (GIL held). */
 void pya__pushobj(lua_State *L, PyObject *o);

@@ -21,7 +21,7 @@ local function exception_of(err, tb)
   if tb:sub(1, #msg + 1) == msg .. "\n" then tb = tb:sub(#msg + 2) end
   return core.LuaError(msg, tb, core.ref(err))
 end
-M.exception_of = exception_of
+M._exception_of = exception_of
 
 -- The callable that settles the Python future of token with the outcome of
 -- task d.  A result Python cannot hold (a cyclic table, a coroutine) fails

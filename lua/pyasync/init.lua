@@ -6,6 +6,7 @@
 --   stream.lua    async iteration (section 6)
 --   queue.lua     the Queue bridge
 --   callback.lua  Python awaiting Lua (py.async_fn)
+--   context.lua   context managers (py.with, py.enter)
 
 local core = require "pyasync.core"
 local S = require "pyasync.sched"
@@ -22,7 +23,7 @@ for _, k in ipairs{"exec", "eval", "import", "builtins", "main", "version",
   py[k] = core[k]
 end
 
-for _, part in ipairs{"async", "gather", "stream", "queue", "callback"} do
+for _, part in ipairs{"async", "gather", "stream", "queue", "callback", "context"} do
   for k, v in pairs(require("pyasync." .. part)) do py[k] = v end
 end
 

@@ -80,6 +80,7 @@ S.new_waiter = new_waiter
 -- blocking py.await inside a Lua function Python calls on the main thread).
 local poll_bufs, poll_depth = {}, 0
 local run_ready
+local blocking, blocking_cancel = {}, nil  -- waits outside tasks, innermost last
 
 -- Runs ready tasks, then waits for and dispatches one batch of events.
 -- Returns false when nothing is left that could ever wake anyone.
@@ -167,13 +168,30 @@ local function suspend(w)
       if w.id then core.cancel(w.id) end
       error(cannot_wait(), 3)
     end
-    while not w.done do
-      if not step(true) and not w.done then S.nothing_left() end
+    local n = #blocking + 1
+    blocking[n] = w
+    if blocking_cancel then  -- asked for while no wait was in progress
+      local e = blocking_cancel
+      blocking_cancel = nil
+      cancel_wait(w, e)
     end
+    while not w.done do
+      if not step(true) and not w.done then blocking[n] = nil; S.nothing_left() end
+    end
+    blocking[n] = nil
   end
   return w.ok, w.value
 end
 S.suspend = suspend
+
+-- Cancels the innermost wait outside any task (the main chunk of stock
+-- lua5.4 driving the loop), or the next one if none is in progress; forget
+-- drops a cancel asked for that no wait took (the scope it was for ended).
+function S.cancel_blocking(err, forget)
+  if forget then blocking_cancel = nil return end
+  local w = blocking[#blocking]
+  if w then cancel_wait(w, err) else blocking_cancel = err end
+end
 
 -- Error values go on unchanged (level 0): a Lua error that crossed Python
 -- or a task is re-raised as it was raised.

@@ -50,6 +50,19 @@ setmetatable(py, {__index = function(t, k)
   end
 end})
 
+-- os.exit() without closing the state leaves finalizing Python to an
+-- atexit handler, which runs after the C++ static destructors of libraries
+-- loaded later (libtorch's: its module teardown then crashes).  So Python
+-- is shut down first, on the main thread, as at the end of a script.
+if type(os) == "table" and type(os.exit) == "function" and not S.os_exit then
+  local exit = os.exit
+  S.os_exit = exit
+  os.exit = function(...)
+    pcall(core.shutdown)
+    return exit(...)
+  end
+end
+
 -- Failed tasks that nobody awaited are reported when the state closes.
 py._reporter = setmetatable({}, {__gc = function() S.report_unretrieved() end})
 

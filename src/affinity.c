@@ -126,7 +126,14 @@ static int affinity_loop(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg affinity_funcs[] = {{"loop", affinity_loop}, {NULL, NULL}};
+/* core.loop_running() -> whether the loop thread runs (no GIL needed). */
+static int affinity_loop_running(lua_State *L) {
+  lua_pushboolean(L, pya__loop_running() && !pya__rt.closing);
+  return 1;
+}
+
+static const luaL_Reg affinity_funcs[] = {
+  {"loop", affinity_loop}, {"loop_running", affinity_loop_running}, {NULL, NULL}};
 
 int luaopen_pyasync_affinity(lua_State *L) {
   luaL_setfuncs(L, affinity_funcs, 0);

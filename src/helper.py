@@ -730,3 +730,29 @@ class _AsyncWith:
         if not self.body.done():
             self.body.set_result(exc)
         self.task.add_done_callback(lambda t: _report_failure(t, "a context's exit"))
+
+
+# --- introspection (py.tasks) ------------------------------------------------------
+
+def _python_tasks():
+    """The loop's unfinished tasks, as dicts for py.tasks()."""
+    import asyncio
+    import io
+    loop = _loop
+    if loop is None or loop.is_closed():
+        return []
+    current = asyncio.current_task(loop)
+    out = []
+    for t in list(asyncio.all_tasks(loop)):
+        buf = io.StringIO()
+        try:
+            t.print_stack(file=buf)
+        except Exception as e:    # a frame that cannot be formatted
+            buf.write("<stack unavailable: %s>" % e)
+        coro = t.get_coro()
+        out.append({"name": t.get_name(),
+                    "coro": getattr(coro, "__qualname__", type(coro).__name__),
+                    "state": "running" if t is current else "waiting",
+                    "traceback": buf.getvalue().rstrip("\n")})
+    out.sort(key=lambda d: d["name"])
+    return out

@@ -127,6 +127,40 @@ M._interrupt = S.interrupt
 
 M._report_unretrieved = S.report_unretrieved
 
+-- A Lua task's name: "main" for the host's main chunk, else where its
+-- function was defined.
+local function task_name(t)
+  if t.is_main then return "main" end
+  local ok, info = pcall(debug.getinfo, t.entry, "S")
+  if ok and info then return "task " .. info.short_src .. ":" .. info.linedefined end
+  return "task"
+end
+
+--- py.tasks() -> the live tasks, {kind, name, state, traceback} each: Lua
+--- tasks first (state "running", "waiting" or "ready"), then the loop's
+--- Python tasks (state "running" or "waiting").
+function M.tasks()
+  local list, cur = {}, S.current()
+  for co, t in pairs(S.tasks_of) do
+    if t.state == "pending" and t.co == co then
+      local state = t == cur and "running" or (t.waiting and "waiting" or "ready")
+      local tb = debug.traceback(co, nil, 0)
+      list[#list + 1] = {kind = "lua", name = task_name(t), state = state, traceback = tb,
+                         task = t}
+    end
+  end
+  table.sort(list, function(a, b) return a.name < b.name end)
+  if core.loop_running() then
+    local pt = core._helper._python_tasks()
+    for i = 0, #pt - 1 do
+      local d = pt[i]
+      list[#list + 1] = {kind = "python", name = d.name, state = d.state, traceback = d.traceback,
+                         coro = d.coro}
+    end
+  end
+  return list
+end
+
 --- py.onloop(fn, ...) -> fn(...) called inside the running loop, on the loop
 --- thread; waits as py.await does.  A trailing py.kw{} gives keywords.
 function M.onloop(fn, ...)

@@ -301,7 +301,8 @@ end
 
 -- A task belongs to scope g (a py.run inside a task), or to its spawner's.
 function S.lua_task(fn, args, g)
-  local t = setmetatable({kind = "lua", state = "pending", fn = fn, args = args}, Task)
+  local t = setmetatable({kind = "lua", state = "pending", fn = fn, args = args,
+                          entry = fn}, Task)
   t.co = coroutine.create(body)
   tasks_of[t.co] = t
   live = live + 1

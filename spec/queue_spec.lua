@@ -291,6 +291,71 @@ describe("py.Queue", function()
     assert.are.equal(want, sum)
   end)
 
+  -- q:put and q:get start with put_nowait / get_nowait on the main thread:
+  -- what Python sees must be what it would see from a coroutine's call.
+  it("puts that need no wait are in the queue, seen by Python, when put returns", function()
+    local q = py.Queue(3)
+    q:put(1)
+    q:put(2)
+    assert.are.equal(2, q._obj:qsize())
+    q:put(3)
+    assert.is_true(q._obj:full())
+    local putter = py.spawn(function() q:put(4) end)  -- full: it waits
+    py.await(ns.turns(3))
+    assert.are.equal("pending", putter.state)
+    assert.are.equal(3, q._obj:qsize())
+    assert.are.equal(1, q:get())           -- frees a slot: the waiting put goes in
+    putter:await{timeout = 10}
+    assert.are.same({2, 3, 4}, {q:get(), q:get(), q:get()})
+    assert.is_true(q:empty())
+  end)
+
+  it("wakes a waiting Python getter with a put that needs no wait", function()
+    local q = py.Queue()
+    local getter = py.start(ns.consume(q))
+    py.await(ns.wait_getters(q._obj, 1), {timeout = 10})
+    q:put("a")
+    q:put(py.None)
+    q:close()
+    local got = py.await(getter, {timeout = 10})
+    assert.are.equal(2, #got)
+    assert.are.equal("a", got[0])
+    assert.is_nil(got[1])
+  end)
+
+  it("loses and doubles nothing when Python get() races Lua get()", function()
+    local q, n = py.Queue(), 400
+    local py_got = py.start(ns.consume(q))
+    local lua_got = {}
+    local t = py.spawn(function()
+      for v in q:items() do lua_got[#lua_got + 1] = v end
+    end)
+    for i = 1, n do
+      q:put(i)
+      if i % 7 == 0 then py.sleep(0) end  -- let both sides take some
+    end
+    q:close()
+    t:await{timeout = 30}
+    local seen = {}
+    for _, v in ipairs(lua_got) do assert.is_nil(seen[v]); seen[v] = true end
+    for _, v in ipairs(py.totable(py.await(py_got, {timeout = 30}))) do
+      assert.is_nil(seen[v]); seen[v] = true
+    end
+    for i = 1, n do assert.is_true(seen[i], "lost " .. i) end
+  end)
+
+  it("refuses a put or get with a cancelled token even when no wait is needed", function()
+    local q = py.Queue()
+    local tok = py.CancelToken()
+    tok:cancel()
+    assert.are.equal("CancelledError", errtype(q.put, q, 1, {cancel = tok}))
+    assert.is_true(q:empty())
+    q:put(1)
+    assert.are.equal("CancelledError", errtype(q.get, q, {cancel = tok}))
+    assert.are.equal(1, q:qsize())
+    assert.are.equal(1, q:get())
+  end)
+
   it("rejects bad input and stays usable", function()
     local ok, e = pcall(py.Queue, "x")
     assert.is_false(ok)

@@ -557,6 +557,23 @@ async def _q_close(q):
     q.close()
 
 
+def _q_try_put(q, item):
+    """Lua's q:put without waiting: False if the queue is full (the caller
+    then awaits put); QueueShutDown once closed."""
+    if q.full():
+        return False
+    q.put_nowait(item)
+    return True
+
+
+def _q_try_get(q):
+    """Lua's q:get without waiting: the item as a one-item _Batch, the empty
+    _Batch once closed and drained, or False while empty."""
+    if q._queue:
+        return _Batch((q.get_nowait(),))
+    return _EMPTY if q._closed else False
+
+
 async def _q_get_or_end(q):
     """For q:get() and q:items(): an empty _Batch once closed and drained."""
     try:

@@ -64,6 +64,28 @@ static int stream_aclose_nowait(lua_State *L) {
   return 0;
 }
 
+/* core.q_try_get(q) -> item (None as py.None) | false while empty | nil
+** once closed and drained: q:get() without waiting (helper._q_try_get). */
+static int stream_q_try_get(lua_State *L) {
+  PyObject *q = pya__checkobj(L, 1);
+  int took = pya__gil_enter(L);
+  static PyObject *try_get;  /* kept */
+  if (!try_get) try_get = PyObject_GetAttrString(pya__rt.helper, "_q_try_get");
+  PyObject *r = try_get ? PyObject_CallOneArg(try_get, q) : NULL;
+  if (!r) pya__pusherror(L);
+  else if (!pya__isbatch(r)) lua_pushboolean(L, 0);
+  else if (PyTuple_GET_SIZE(r) == 0) lua_pushnil(L);
+  else {
+    PyObject *v = PyTuple_GET_ITEM(r, 0);
+    if (v == Py_None) pya__pushobj(L, v);
+    else pya__push(L, v);
+  }
+  Py_XDECREF(r);
+  pya__gil_leave(took);
+  if (!r) return lua_error(L);
+  return 1;
+}
+
 /* core.ref(v) -> integer: a registry reference a LuaError will own. */
 static int stream_ref(lua_State *L) {
   lua_settop(L, 1);
@@ -73,7 +95,7 @@ static int stream_ref(lua_State *L) {
 
 static const luaL_Reg stream_funcs[] = {
   {"aiter_open", stream_aiter_open}, {"aclose_nowait", stream_aclose_nowait},
-  {"ref", stream_ref}, {NULL, NULL}};
+  {"ref", stream_ref}, {"q_try_get", stream_q_try_get}, {NULL, NULL}};
 
 int luaopen_pyasync_stream(lua_State *L) {
   int took = pya__gil_enter(L);

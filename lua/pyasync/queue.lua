@@ -11,7 +11,7 @@ local helper = core._helper
 local await_call, await_raw = S.await_call, S.await_raw
 
 local Queue = {__pyobject = true}
-local q_get_or_end = helper._q_get_or_end
+local q_get_or_end, try_put, try_get = helper._q_get_or_end, helper._q_try_put, core.q_try_get
 Queue.__index = Queue
 M._Queue = Queue
 
@@ -23,13 +23,28 @@ function M.Queue(maxsize)
   return setmetatable({_obj = helper.Queue(maxsize or 0)}, Queue)
 end
 
+-- A cancelled token ends a wait before it starts, as py.await's does.
+local function check_token(opts)
+  local tok = opts and opts.cancel
+  if tok and tok.cancelled then error(S.cancelled_error("cancelled before the wait"), 3) end
+end
+
+-- Both start with a synchronous put_nowait / get_nowait on the main thread
+-- (the queue takes the item at once and its waiters wake, as if a coroutine
+-- had made the call: loop affinity); only a full (empty) queue costs a wait
+-- on the loop.
 function Queue:put(v, opts)
+  check_token(opts)
+  if try_put(self._obj, v) then return end
   local ok, e = await_call(opts, self._obj.put, v)
   if not ok then error(e, 0) end
 end
 
 -- One item, or nil once the queue is closed and drained.
 function Queue:get(opts)
+  check_token(opts)
+  local v = try_get(self._obj)
+  if v ~= false then return v end
   local ok, b = await_call(opts, q_get_or_end, self._obj)
   if not ok then error(b, 0) end
   return b[1]
@@ -63,6 +78,8 @@ function Queue:items(token)
   local q = self._obj
   return function()
     if token and token.cancelled then return nil end
+    local v = try_get(q)
+    if v ~= false then return v end
     local ok, b = await_call(token and {cancel = token}, q_get_or_end, q)
     if not ok then
       if token and token.cancelled and core.iserror(b, "CancelledError") then return nil end

@@ -57,7 +57,7 @@ end})
 if type(os) == "table" and type(os.exit) == "function" and not S.os_exit then
   local exit = os.exit
   S.os_exit = exit
-  os.exit = function(...)
+  os.exit = function(...)  -- luacheck: ignore 122
     pcall(core.shutdown)
     return exit(...)
   end

@@ -51,6 +51,17 @@
 ---`__await__` (as a proxy), or a pyasync `Task`.
 ---@alias pyasync.Awaitable pyasync.Object|pyasync.Task
 
+---A Python awaitable whose result, what `py.await` returns, is `T`. Definitions
+---written by `pyasync-stubs` give coroutine functions this type: `async def f() -> int`
+---returns a `pyasync.AwaitableOf<integer>`, and `py.await(f())` is an `integer`.
+---It is a proxy, so `pyasync.Awaitable` includes it.
+---@class pyasync.AwaitableOf<T>: pyasync.Object
+
+---A Python async iterable (an async generator, or an object with `__aiter__`) whose
+---items are `T`, for `py.aiter`. Definitions written by `pyasync-stubs` give async
+---generator functions this type: `for v in py.aiter(gen()) do` types `v` as `T`.
+---@class pyasync.AsyncIterableOf<T>: pyasync.Object
+
 ---An element of a View or Tensor: integer, float or boolean depending on the dtype.
 ---@alias pyasync.Element integer|number|boolean
 
@@ -483,15 +494,18 @@ function py.iserror(e, name_or_class) end
 
 -- §5 Async
 
----Result of `aw`. In a task it yields until done; elsewhere it drives the loop until
----done. Raises a `PyError` on failure, `TimeoutError` on `opts.timeout`,
+---Result of `aw` (a coroutine, Future, Task, object with `__await__`,
+---`concurrent.futures.Future`, or pyasync `Task`). In a task it yields until done;
+---elsewhere it drives the loop until done. Raises a `PyError` on failure, `TimeoutError` on `opts.timeout`,
 ---`CancelledError` on `opts.cancel`. Refused (with an error) where Lua cannot yield
 ---inside a task, in a Lua function the loop thread calls synchronously, and in a luv
 ---callback.
 ---@async
----@param aw pyasync.Awaitable
+---@generic T
+---@param aw pyasync.AwaitableOf<T>
 ---@param opts? pyasync.AwaitOpts
----@return any
+---@return T
+---@overload async fun(aw: pyasync.Awaitable, opts?: pyasync.AwaitOpts): any
 function py.await(aw, opts) end
 
 ---Schedules `aw` on the Python loop now and returns a `Task` at once (a pyasync `Task`
@@ -544,17 +558,48 @@ function py.taskgroup(fn) end
 ---@return pyasync.CancelToken
 function py.CancelToken() end
 
+---The asyncio event loop that the loop thread runs (read it to start the loop thread).
+---`asyncio.get_event_loop()` in Python code that Lua calls returns it; its
+---`call_soon`/`call_later`/`call_at` are safe from any thread and wake it.
+---@type pyasync.Object
+py.loop = nil
+
+---Calls the Python callable `fn(...)` on the loop thread, inside the running loop
+---(so `asyncio.get_running_loop()` and loop-only APIs work), and returns its result;
+---waits as `py.await` does. A trailing `py.kw{}` gives keywords. Example:
+---`py.with(py.onloop(asyncio.timeout, 1), fn)`.
+---@async
+---@param fn pyasync.Object|function
+---@param ... any
+---@return any
+function py.onloop(fn, ...) end
+
+---A live task, as `py.tasks()` lists it.
+---@class pyasync.TaskInfo
+---@field kind "lua"|"python"
+---@field name string `"main"`, `"task FILE:LINE"` (Lua) or the asyncio task name (Python).
+---@field state "running"|"waiting"|"ready"
+---@field traceback string Where it is suspended.
+---@field task? pyasync.Task The Lua task.
+---@field coro? string The Python coroutine's qualified name.
+
+---The live tasks, Lua first, then the loop's Python tasks.
+---@return pyasync.TaskInfo[]
+function py.tasks() end
+
 -- §6 Async generators, queues, callbacks
 
 ---Generic-for over an async iterable: `for v in py.aiter(gen()) do ... end`.
 ---Leaving the loop early awaits `aclose()`. A `None` item comes as `py.None`.
 ---@async
----@param x pyasync.Object
+---@generic T
+---@param x pyasync.AsyncIterableOf<T>
 ---@param opts? pyasync.AiterOpts
----@return fun(state: any): any
+---@return fun(state: any): T
 ---@return any state
 ---@return nil
 ---@return any closing
+---@overload async fun(x: pyasync.Object, opts?: pyasync.AiterOpts): fun(state: any): any
 function py.aiter(x, opts) end
 
 ---A new `asyncio.Queue` on the loop thread (`maxsize` an integer; absent or <= 0: unbounded).
@@ -567,6 +612,28 @@ function py.Queue(maxsize) end
 ---@param fn async fun(...: any): ...
 ---@return pyasync.Object
 function py.async_fn(fn) end
+
+---Python's `with` / `async with` as a call: enters `cm` (awaits `__aenter__` when it has
+---one, else calls `__enter__`), calls `fn(value, ...)` and exits on every path, passing
+---the error (a `PyError` as its exception, a cancellation as `CancelledError`, other Lua
+---errors as `pyasync.LuaError`). A true exit result suppresses the error (then nothing is
+---returned); otherwise the same error value is re-raised. Returns `fn`'s results.
+---@async
+---@param cm pyasync.Object
+---@param fn async fun(value: any, ...: any): ...
+---@param ... any
+---@return any ...
+function py.with(cm, fn, ...) end
+
+---Enters `cm` for a to-be-closed variable: `local s <close> = py.enter(cm)`. Returns a
+---proxy of the entered value (a proxy even for a str, number or None) whose close exits
+---`cm` with the error unwinding, if any; second, the entered value converted as usual
+---(`local d <close>, path = py.enter(tempfile.TemporaryDirectory())`).
+---@async
+---@param cm pyasync.Object
+---@return pyasync.Object closer
+---@return any value
+function py.enter(cm) end
 
 -- §7 Zero-copy memory
 

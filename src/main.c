@@ -364,7 +364,7 @@ static int handle_luainit(lua_State *L) {
 #if defined(PYASYNC_USE_READLINE)
 #include <readline/readline.h>
 #include <readline/history.h>
-#define lua_initreadline(L) ((void)L, rl_readline_name = "pyasync")
+#define lua_initreadline(L) initreadline(L)
 #define lua_readline(L, b, p) ((void)L, ((b) = readline(p)) != NULL)
 #define lua_saveline(L, line) ((void)L, add_history(line))
 #define lua_freeline(L, b) ((void)L, free(b))
@@ -374,6 +374,88 @@ static int handle_luainit(lua_State *L) {
   ((void)L, fputs(p, stdout), fflush(stdout), fgets(b, LUA_MAXINPUT, stdin) != NULL)
 #define lua_saveline(L, line) { (void)L; (void)line; }
 #define lua_freeline(L, b) { (void)L; (void)b; }
+#endif
+
+#if defined(PYASYNC_USE_READLINE)
+/* Tab completion (API.md section 10): readline asks between lines, when no
+** task runs, and pyasync.complete finds the candidates in the REPL's state.
+** Any error there just means no candidates. */
+
+static lua_State *replL;
+static char **candidates;  /* from the last Tab, NULL-ended */
+static int nextcandidate;
+
+static void freecandidates(void) {
+  if (candidates == NULL) return;
+  for (char **c = candidates; *c; c++) free(*c);
+  free(candidates);
+  candidates = NULL;
+}
+
+/* require("pyasync.complete").complete(line, word), with pyasync loaded
+** first as every REPL line loads it (that preloads pyasync.complete). */
+static int pushcandidates(lua_State *L) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "pyasync");
+  lua_call(L, 1, 0);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "pyasync.complete");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "complete");
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_call(L, 2, 1);
+  luaL_checktype(L, -1, LUA_TTABLE);
+  return 1;
+}
+
+/* The candidates as a NULL-ended array of malloc'd strings, or NULL. */
+static char **getcandidates(lua_State *L, const char *line, int len, const char *word) {
+  int top = lua_gettop(L);
+  char **list = NULL;
+  lua_pushcfunction(L, pushcandidates);
+  lua_pushlstring(L, line, (size_t)len);
+  lua_pushstring(L, word);
+  if (lua_pcall(L, 2, 1, 0) == LUA_OK) {
+    size_t n = lua_rawlen(L, -1), k = 0;
+    list = calloc(n + 1, sizeof *list);
+    for (size_t i = 1; list && i <= n; i++) {
+      if (lua_rawgeti(L, -1, (lua_Integer)i) == LUA_TSTRING) {
+        char *c = strdup(lua_tostring(L, -1));
+        if (c) list[k++] = c;
+      }
+      lua_pop(L, 1);
+    }
+  }
+  lua_settop(L, top);
+  return list;
+}
+
+static char *candidate(const char *text, int state) {
+  (void)text;
+  if (state == 0) nextcandidate = 0;
+  if (candidates == NULL || candidates[nextcandidate] == NULL) return NULL;
+  return strdup(candidates[nextcandidate++]);
+}
+
+static char **complete_word(const char *text, int start, int end) {
+  (void)start;
+  rl_attempted_completion_over = 1;       /* never file names */
+  rl_completion_append_character = '\0';  /* "string" may go on with "." */
+  freecandidates();
+  candidates = getcandidates(replL, rl_line_buffer, end, text);
+  if (candidates == NULL || candidates[0] == NULL) return NULL;
+  return rl_completion_matches(text, candidate);
+}
+
+/* A word is a name chain such as np.random.ra or s:up. */
+static void initreadline(lua_State *L) {
+  static char breaks[] = " \t\n\"\\'`@$><=;|&{}()[],+-*/%^#~!?";
+  replL = L;
+  rl_readline_name = "pyasync";
+  rl_completer_word_break_characters = breaks;
+  rl_attempted_completion_function = complete_word;
+}
 #endif
 
 /* Leaves the prompt string (or nil) on the stack to keep it anchored. */

@@ -256,6 +256,19 @@ describe("a task that fails with nobody awaiting it", function()
   end
 end)
 
+describe("a Lua task", function()
+  it("goes on after a plain coroutine.yield() (regression: resumed without its body)", function()
+    local n = 0
+    local t = py.spawn(function()
+      for _ = 1, 3 do n = n + 1; coroutine.yield() end
+      return "done", n
+    end)
+    local a, b = t:await{timeout = 10}
+    assert.are.equal("done", a)
+    assert.are.equal(3, b)
+  end)
+end)
+
 describe("tasks", function()
   it("left nothing in flight", function()
     assert.is_true(support.drained())

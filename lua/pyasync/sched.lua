@@ -264,9 +264,12 @@ local function resume(t)
   local r
   if w then
     r = pack(co_resume(t.co, w))
-  else
-    r = pack(co_resume(t.co, t.fn, unpack(t.args, 1, t.args.n)))
+  elseif t.args then  -- its first run
+    local args = t.args
     t.fn, t.args = nil, nil
+    r = pack(co_resume(t.co, t.entry, unpack(args, 1, args.n)))
+  else                -- after a plain coroutine.yield()
+    r = pack(co_resume(t.co))
   end
   current = prev
   if co_status(t.co) == "dead" then

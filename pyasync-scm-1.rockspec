@@ -32,5 +32,6 @@ build = {
     LUADIR = "$(LUADIR)",
     BINDIR = "$(BINDIR)",
     PYASYNC_TESTS = "OFF",
+    PYASYNC_INSTALL_DEV = "OFF",
   },
 }

@@ -119,3 +119,4 @@ set_tests_properties(rockspec:make PROPERTIES TIMEOUT 600)
 if(EXISTS ${CMAKE_SOURCE_DIR}/cmake/reliability.cmake)
   include(${CMAKE_SOURCE_DIR}/cmake/reliability.cmake)
 endif()
+include(${CMAKE_SOURCE_DIR}/cmake/embed_tests.cmake)  # C hosts with their own loop

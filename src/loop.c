@@ -652,3 +652,21 @@ void pya__loop_stop(void) {
   close(efd);
   efd = -1;
 }
+
+/* --- hosts with their own event loop (embed.c) ----------------------------
+** Added for pyasync_step: a host sleeps in its own poll() on the libuv
+** loop's backend fd, not in uv_run, so its main thread counts as blocked
+** all along (its steps poll without blocking and leave the mark; only a
+** blocking wait clears it, and the next step arms it again): completions
+** and calls into Lua then uv_async_send, which makes that fd readable.
+** Work already queued when it arms is signalled at once, as nobody would
+** look at it otherwise.  Returns whether there was such work.  Main
+** thread, after pya__uvloop(). */
+int pya__main_arm(void) {
+  if (!uvl) return 0;
+  atomic_store(&main_blocked, 1);
+  atomic_thread_fence(memory_order_seq_cst);  /* pairs with wake_blocked_main */
+  if (!main_has_work()) return 0;
+  uv_async_send(&comp_async);
+  return 1;
+}

@@ -243,6 +243,12 @@ void pya__ref_completions(int on);
 void pya__set_loop_kind(const char *kind);
 const char *pya__loop_kind(void);
 
+/* --- hosts with their own event loop (embed.c) --------------------------- */
+/* The main thread counts as blocked until a blocking wait clears it, so
+** that completions make the loop's backend fd readable; returns whether
+** work was already queued (and signalled).  Main thread (loop.c). */
+int pya__main_arm(void);
+
 /* --- loop affinity (affinity.c) ------------------------------------------ */
 int pya__affinity_init(PyObject *helper);  /* GIL held */
 int luaopen_pyasync_affinity(lua_State *L);

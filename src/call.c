@@ -179,6 +179,15 @@ static PyObject *call_here(int ref, PyObject *const *args, Py_ssize_t n,
 
 static pthread_mutex_t call_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t call_cv = PTHREAD_COND_INITIALIZER;
+static unsigned window_gen;  /* under call_mu: main entered Python again */
+
+static PyObject *call_borrowed(LuaFunc *self, PyObject *const *args, Py_ssize_t n,
+                               PyObject *kwnames);
+
+/* GIL held: this thread may run a Lua call itself now (see below). */
+static int can_borrow(void) {
+  return !pya__rt.main_gilfree && (!pya__rt.main_returning || pya__rt.active_borrows);
+}
 
 /* From another thread while the main thread runs Lua: the main thread
 ** runs it (pya__run_call) while this one waits without the GIL. */
@@ -202,12 +211,25 @@ static PyObject *call_remote(LuaFunc *self, PyObject *const *args, Py_ssize_t n,
   c->kwargs = kwnames;
   Py_XINCREF(kwnames);
   c->id = n;
-  pya__post_call(c);
-  Py_BEGIN_ALLOW_THREADS
   pthread_mutex_lock(&call_mu);
-  while (!atomic_load(&c->done)) pthread_cond_wait(&call_cv, &call_mu);
+  unsigned gen = window_gen;
   pthread_mutex_unlock(&call_mu);
-  Py_END_ALLOW_THREADS
+  pya__post_call(c);
+  /* until main has run it, or main is inside Python again (it may wait for
+  ** this very thread) and the call is still ours to take: then it runs here
+  ** and main, coming to the record, only frees it */
+  for (;;) {
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&call_mu);
+    while (!atomic_load(&c->done) && gen == window_gen) pthread_cond_wait(&call_cv, &call_mu);
+    gen = window_gen;
+    pthread_mutex_unlock(&call_mu);
+    Py_END_ALLOW_THREADS
+    if (atomic_load(&c->done)) break;
+    int mine = 0;
+    if (can_borrow() && atomic_compare_exchange_strong(&c->claim, &mine, 2))
+      return call_borrowed(self, args, n, kwnames);
+  }
   PyObject *r = c->reply;
   if (!c->reply_ok && !r)
     PyErr_SetString(PyExc_RuntimeError, "pyasync shut down during a call into Lua");
@@ -223,6 +245,14 @@ static PyObject *call_remote(LuaFunc *self, PyObject *const *args, Py_ssize_t n,
 void pya__run_call(pya_Comp *c) {
   LuaFunc *f = (LuaFunc *)c->func;
   PyObject *r = NULL;
+  int mine = 0;
+  if (!atomic_compare_exchange_strong(&c->claim, &mine, 1)) {  /* its caller ran it */
+    Py_CLEAR(c->value);
+    Py_CLEAR(c->func);
+    Py_CLEAR(c->kwargs);
+    free(c);
+    return;
+  }
   int saved = pya__rt.gil_held;
   pya__rt.gil_held = 1;
   pya__rt.in_remote_call++;
@@ -252,6 +282,15 @@ void pya__run_call(pya_Comp *c) {
   pthread_mutex_unlock(&call_mu);
 }
 
+/* Main thread, GIL held, entering Python while calls wait for it: their
+** callers may run them themselves now. */
+void pya__calls_may_borrow(void) {
+  pthread_mutex_lock(&call_mu);
+  window_gen++;
+  pthread_cond_broadcast(&call_cv);
+  pthread_mutex_unlock(&call_mu);
+}
+
 /* Main thread, GIL held: every call posted so far. */
 void pya__run_calls(void) {
   for (pya_Comp *c = pya__take_calls(), *next; c; c = next) {
@@ -266,7 +305,11 @@ void pya__refuse_call(pya_Comp *c) {
   if (c->value) pya__defer_decref(c->value);
   if (c->kwargs) pya__defer_decref(c->kwargs);
   c->func = c->value = c->kwargs = NULL;
-  if (c->nowait) { free(c); return; }
+  int mine = 0;
+  if (c->nowait || !atomic_compare_exchange_strong(&c->claim, &mine, 1)) {
+    free(c);  /* nobody waits, or its caller ran it */
+    return;
+  }
   c->reply = NULL;
   c->reply_ok = 0;
   pthread_mutex_lock(&call_mu);
@@ -371,9 +414,7 @@ static PyObject *luafunc_vectorcall(PyObject *self, PyObject *const *args,
     return NULL;
   }
   if (pya__ismain()) return call_here(f->ref, args, n, kwnames);
-  /* GIL held: these cannot change under us */
-  if (!pya__rt.main_gilfree && (!pya__rt.main_returning || pya__rt.active_borrows))
-    return call_borrowed(f, args, n, kwnames);
+  if (can_borrow()) return call_borrowed(f, args, n, kwnames);  /* GIL held */
   return call_remote(f, args, n, kwnames);
 }
 

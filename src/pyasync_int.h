@@ -62,13 +62,15 @@ int pya__init(lua_State *L);            /* idempotent; raises on failure */
 void pya__shutdown(lua_State *L);
 int pya__ismain(void);
 void pya__run_calls(void);              /* main, GIL held (call.c) */
+void pya__calls_may_borrow(void);       /* main, GIL held (call.c) */
 void pya__wait_borrows(void);           /* main, GIL held (call.c) */
 
 /* Main-thread GIL: take it unless held already; returns whether it took it.
-** Drains the pending releases each time it is taken, and runs the calls
-** into Lua that other threads posted while main ran Lua (one of them may be
-** what the Python call about to be made waits for).  On another thread Lua
-** runs with the GIL held (a borrowed call, call.c): nothing to take. */
+** Drains the pending releases each time it is taken, and tells threads
+** waiting for main to run their calls into Lua that they may run them
+** themselves now (the Python call about to be made may wait for one of
+** them).  On another thread Lua runs with the GIL held (a borrowed call,
+** call.c): nothing to take. */
 static inline int pya__gil_enter(lua_State *L) {
   if (!pya__ismain()) return 0;
   pya__rt.L = L;
@@ -79,7 +81,7 @@ static inline int pya__gil_enter(lua_State *L) {
   pya__rt.main_gilfree = 0;
   if (atomic_load_explicit(&pya__rt.npending, memory_order_relaxed))
     { extern void pya__drain_pending(lua_State *L); pya__drain_pending(L); }
-  if (atomic_load_explicit(&pya__ncalls, memory_order_relaxed)) pya__run_calls();
+  if (atomic_load_explicit(&pya__ncalls, memory_order_relaxed)) pya__calls_may_borrow();
   return 1;
 }
 /* Back to Lua without the GIL, once no other thread runs Lua. */
@@ -199,6 +201,7 @@ struct pya_Comp {             /* loop thread -> main thread */
   PyObject *func; PyObject *kwargs; PyObject *reply; int reply_ok;
   int nowait;                 /* PYA_C_CALL nobody waits for */
   atomic_int done;
+  atomic_int claim;           /* PYA_C_CALL: 1 main runs it, 2 its caller */
 };
 enum { PYA_C_OK = 1, PYA_C_ERR, PYA_C_TIMER, PYA_C_CALL };
 

@@ -375,7 +375,7 @@ static int sched_poll(lua_State *L) {
   /* calls into Lua that other threads posted: gil_enter runs them */
   if (atomic_load_explicit(&pya__ncalls, memory_order_relaxed) && pya__rt.initialized) {
     int t = pya__gil_enter(L);
-    if (!t) pya__run_calls();  /* nested: the GIL was held already */
+    pya__run_calls();
     pya__gil_leave(t);
   }
   pya_Comp *c = pya__take_completions();

@@ -632,7 +632,19 @@ def _resolver(token, ok, value):
 # --- context managers (py.with, py.enter) ----------------------------------------
 # The exits return "ok", "suppressed" or "propagate" (the body's error goes
 # on, and Lua re-raises its own value); an exception an exit raises itself
-# replaces the body's, as in Python.
+# replaces the body's, as in Python.  As in Python, the exit runs while the
+# body's exception is being handled: it is sys.exc_info(), the __context__
+# of what the exit raises, and it has a traceback (a LuaError made in Lua
+# gets this frame's).
+
+def _raised(exc):
+    """Raises exc for an except clause, keeping a traceback it already had."""
+    tb = exc.__traceback__
+    try:
+        raise exc
+    finally:
+        if tb is not None:
+            exc.__traceback__ = tb
 
 def _is_async_cm(cm):
     return hasattr(type(cm), "__aenter__")
@@ -658,7 +670,10 @@ class _SyncWith:
             self._exit(cm, None, None, None)
             return "ok"
         try:
-            suppress = self._exit(cm, type(exc), exc, exc.__traceback__)
+            try:
+                _raised(exc)
+            except BaseException:
+                suppress = self._exit(cm, type(exc), exc, exc.__traceback__)
         except BaseException as e:
             if e is exc:
                 return "propagate"
@@ -714,7 +729,10 @@ class _AsyncWith:
             await aexit(cm, None, None, None)
             return "ok"
         try:
-            suppress = await aexit(cm, type(exc), exc, exc.__traceback__)
+            try:
+                _raised(exc)
+            except BaseException:
+                suppress = await aexit(cm, type(exc), exc, exc.__traceback__)
         except BaseException as e:
             if e is exc:
                 return "propagate"

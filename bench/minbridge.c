@@ -1,12 +1,15 @@
 /*
 ** minbridge.c - the floor for a synchronous Lua -> Python call: a Lua C
 ** module doing only PyGILState_Ensure + PyObject_Vectorcall +
-** PyGILState_Release on numbers, plus a monotonic clock for the benchmarks.
+** PyGILState_Release on numbers, plus what the benchmarks need from C: a
+** monotonic clock (the clock of time.perf_counter), a sleep, malloc's heap.
 */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <lua.h>
 #include <lauxlib.h>
+#include <errno.h>
+#include <malloc.h>
 #include <time.h>
 
 #define MB_FUNC "minbridge.Func"
@@ -90,6 +93,25 @@ static int mb_now(lua_State *L) {
   return 1;
 }
 
+/* sleep(ns): nanosleep, no GIL held (the benchmarks' pauses between
+** wake-ups: Lua waits the way a sleeping Python thread does). */
+static int mb_sleep(lua_State *L) {
+  lua_Integer ns = luaL_checkinteger(L, 1);
+  struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
+  while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
+  return 0;
+}
+
+/* heap() -> bytes in use in glibc's malloc (mallinfo2: uordblks, all arenas,
+** chunk headers included; not the blocks malloc mmaps on its own, which it
+** does from 128 KiB up, nor pymalloc's arenas, which Python mmaps). */
+static int mb_heap(lua_State *L) {
+  struct mallinfo2 mi = mallinfo2();
+  lua_pushinteger(L, (lua_Integer)mi.uordblks);
+  lua_pushinteger(L, (lua_Integer)mi.hblkhd);
+  return 2;
+}
+
 /* noop(a, b): the cost of a Lua -> C call. */
 static int mb_noop(lua_State *L) {
   lua_pushinteger(L, 0);
@@ -98,6 +120,7 @@ static int mb_noop(lua_State *L) {
 
 static const luaL_Reg mb_funcs[] = {
   {"init", mb_init}, {"func", mb_func}, {"now", mb_now}, {"noop", mb_noop},
+  {"sleep", mb_sleep}, {"heap", mb_heap},
   {NULL, NULL}};
 
 int luaopen_minbridge(lua_State *L) {

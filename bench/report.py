@@ -108,7 +108,9 @@ def print_table(doc):
     for v in doc["memory"]:
         vals = v["values"]
         keys = [k for k in ORDER if k in vals] + [k for k in vals if k not in ORDER]
-        items = ", ".join("%s %s" % (k.replace("_", " "), mib(k, vals[k])) for k in keys)
+        items = ", ".join("%s %s" % (k if ":" in k else k.replace("_", " "),
+                                     mib(k, vals[k], v.get("unit")))
+                          for k in keys)
         print("| %s (%s) | %s |" % (v["what"], v.get("process"), items))
     t = doc["targets"]
     miss = [x for x in t if x["result"] == "MISS"]
@@ -122,9 +124,13 @@ ORDER = ["start", "after_100k", "after_1m", "rss_before", "rss_in_flight", "peak
          "start_us_per_coroutine", "finish_us_per_coroutine"]
 
 
-def mib(key, x):
+def mib(key, x, unit=None):
     if not isinstance(x, (int, float)):
         return str(x)
+    if unit == "B/coroutine":
+        return "%.0f B" % x
+    if unit == "objects/coroutine":
+        return "%.2f" % x
     if "us_" in key:
         return "%.2f µs" % x
     if key.startswith("per_") or key.endswith("per_task"):

@@ -3,8 +3,9 @@
 # Builds a Release pyasync in build-bench/ and the minimal bridge beside it,
 # runs bench/run.lua under stock lua5.4 and in the host binary, prints the
 # table and writes bench/results.json.
-#   tools/bench.sh [section...]     sections: call await gather stream queue
-#                                   buffer dlpack memory pipe (default: all)
+#   tools/bench.sh [section...]     sections: call await gather loop wakeup
+#                                   callback stream queue buffer dlpack memory
+#                                   pipe (default: all)
 #   BENCH_SCALE=0.1 tools/bench.sh  fewer iterations (a quick look)
 #   PYASYNC_LOOP=uvloop tools/bench.sh   the same on uvloop
 #   BENCH_OUT=/tmp/r.json tools/bench.sh  write the JSON elsewhere
@@ -25,7 +26,7 @@ cc -O2 -Wall -Wextra -shared -fPIC bench/minbridge.c -o "$B/minbridge.so" \
 export LUA_CPATH="$B/?.so;;" LUA_PATH="lua/?.lua;lua/?/init.lua;;"
 parts="$B/bench-parts.jsonl"
 : > "$parts"
-all=(memory call await gather stream queue buffer dlpack pipe)
+all=(memory call await gather loop wakeup callback stream queue buffer dlpack pipe)
 want=("$@")
 [ ${#want[@]} -gt 0 ] || want=("${all[@]}")
 has() { local s; for s in "${want[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }

@@ -255,6 +255,7 @@ async def _wrap_awaitable(aw):
 
 
 _wids = {}         # Task -> waiter id (no per-task closure for the GC)
+_cb_ctx = None     # the one Context the done callbacks run in
 # _done(task), the done callback reporting a task to its waiter, is loop.c's.
 
 
@@ -288,7 +289,7 @@ def _start(aw, ctx, wid):
         return _start(_wrap_awaitable(aw), ctx, wid)
     _tasks[wid] = t
     _wids[t] = wid
-    t.add_done_callback(_done)
+    t.add_done_callback(_done, context=_cb_ctx)
     return False
 
 
@@ -314,6 +315,9 @@ def _loop_main(efd, kind):
     _iscoroutine, _Future = asyncio.iscoroutine, asyncio.Future
     _ensure_future, _wrap_future = asyncio.ensure_future, asyncio.wrap_future
     _CFuture = concurrent.futures.Future
+    global _cb_ctx
+    import contextvars
+    _cb_ctx = contextvars.Context()
     _ForeignTimer = _timer_class()
     _set_loop_thread()
     _loop_ident = threading.get_ident()
@@ -545,18 +549,6 @@ def _queue_class():
 Queue, QueueShutDown = _queue_class()
 
 
-async def _q_put_nowait(q, v):
-    q.put_nowait(v)
-
-
-async def _q_get_nowait(q):
-    return q.get_nowait()
-
-
-async def _q_close(q):
-    q.close()
-
-
 def _q_try_put(q, item):
     """Lua's q:put without waiting: False if the queue is full (the caller
     then awaits put); QueueShutDown once closed."""
@@ -700,6 +692,7 @@ class _AsyncWith:
         self.entered = loop.create_future()
         self.body = loop.create_future()
         self.task = loop.create_task(self._run(cm, aenter, aexit, cancel_body))
+        self.entered.add_done_callback(self._given_up)
 
     async def _run(self, cm, aenter, aexit, cancel_body):
         import asyncio
@@ -739,32 +732,31 @@ class _AsyncWith:
             raise
         return "suppressed" if suppress else "propagate"
 
-    async def enter(self):
-        """Waits for __aenter__; cancelled, lets the manager unwind first."""
-        import asyncio
-        try:
-            await asyncio.shield(self.entered)
-        except asyncio.CancelledError:
-            if self.entered.done() and not self.entered.cancelled() \
-                    and self.entered.exception() is None:
-                self.body.set_result(asyncio.CancelledError())
-            else:
-                self.entered.cancel()
-                self.task.cancel()
-            await asyncio.wait([self.task])
-            raise
+    # Lua awaits `entered`, then `task`, and hands the body's outcome over
+    # with a synchronous call in between: a wait cancelled before the loop
+    # ran anything of it (a task cancelled at that moment) loses nothing.
 
-    async def exit(self, exc):
-        """Hands the body's outcome to the manager; its exit's outcome."""
+    def _given_up(self, fut):
+        """entered's done callback: a cancelled wait for __aenter__ cancels
+        it (a done entered cannot be cancelled: _run then exits at once)."""
+        if fut.cancelled():
+            self.task.cancel()
+
+    def finish(self, exc):
+        """The body ended (exc: its exception, or None): the manager exits;
+        Lua awaits task for the outcome."""
         if not self.body.done():
             self.body.set_result(exc)
-        return await self.task
 
-    def exit_nowait(self, exc):
+    def finish_nowait(self, exc):
         """For a scope that cannot wait: the manager exits in the background."""
-        if not self.body.done():
-            self.body.set_result(exc)
+        self.finish(exc)
         self.task.add_done_callback(lambda t: _report_failure(t, "a context's exit"))
+
+    async def unwound(self):
+        """After a cancelled enter: until the manager has unwound."""
+        import asyncio
+        await asyncio.wait([self.task])
 
 
 # --- introspection (py.tasks) ------------------------------------------------------

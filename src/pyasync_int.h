@@ -30,7 +30,7 @@
 typedef struct pya_Runtime {
   int initialized;            /* Python set up by us or found running */
   int owns_python;            /* we called Py_Initialize: we finalize */
-  int closing;                /* shutdown started: no new work */
+  atomic_int closing;         /* shutdown started: no new work (any thread reads it) */
   pthread_t main_thread;
   PyThreadState *main_ts;     /* main thread's state while GIL released */
   int gil_held;               /* main thread holds the GIL (nesting) */
@@ -254,6 +254,10 @@ int pya__main_arm(void);
 
 /* --- loop affinity (affinity.c) ------------------------------------------ */
 int pya__affinity_init(PyObject *helper);  /* GIL held */
+/* Loop thread: the next call_soon of a Task being created is kept, not
+** scheduled; end hands it over (new references; ctx may be NULL). */
+void pya__capture_begin(void);
+int pya__capture_end(PyObject **cb, PyObject **ctx);
 int luaopen_pyasync_affinity(lua_State *L);
 
 /* --- streams (stream.c) --------------------------------------------------- */

@@ -51,8 +51,13 @@ local function enter(cm)
   core.loop()  -- started, if it was not
   local scope = {task = S.current()}
   local w = helper._AsyncWith(cm, canceller(scope))
-  local ok, e = S.await_raw(w:enter())
-  if not ok then error(e, 0) end
+  local ok, e = S.await_raw(w.entered)
+  if not ok then
+    -- cancelled while __aenter__ ran: that is cancelled too; its unwinding
+    -- ends before the cancellation goes on (the cancel was delivered here)
+    if core.iserror(e, "CancelledError") then S.await_raw(w:unwound()) end
+    error(e, 0)
+  end
   return w, scope
 end
 
@@ -62,10 +67,11 @@ local function exit(w, scope, exc)
   if not scope then return w:exit(exc) end
   end_scope(scope)
   if not S.can_wait() then  -- a dying task's close: no one can wait
-    w:exit_nowait(exc)
+    w:finish_nowait(exc)
     return "propagate"
   end
-  return S.finish_wait(S.await_raw(w:exit(exc)))
+  w:finish(exc)
+  return S.finish_wait(S.await_raw(w.task))
 end
 
 local function traceback_of(e)

@@ -18,6 +18,7 @@ static const char *const names[NMETH] = {
   "remove_reader", "remove_writer"};
 
 static PyObject *base[NMETH];      /* the base class's functions */
+static PyObject *str_context;      /* "context", interned */
 static PyObject *foreign[NMETH];   /* helper._foreign_<name>(loop, ...) */
 static unsigned long loop_tid;     /* the loop thread, once it runs */
 
@@ -35,9 +36,43 @@ static PyObject *forward(PyObject *f, PyObject *self, PyObject *const *args,
   return r;
 }
 
+/* start_coro (loop.c) runs the first step of a Task it creates at once:
+** while it creates the Task, the loop thread's next call_soon(cb,
+** context=ctx), the Task scheduling that step, is kept here instead of
+** making a Handle for the ready queue that would be popped straight back.
+** asyncio's C Task ignores what call_soon returns. */
+static int capturing;
+static PyObject *cap_cb, *cap_ctx;  /* owned */
+
+void pya__capture_begin(void) { capturing = 1; }
+
+int pya__capture_end(PyObject **cb, PyObject **ctx) {
+  capturing = 0;
+  *cb = cap_cb;
+  *ctx = cap_ctx;
+  cap_cb = cap_ctx = NULL;
+  return *cb != NULL;
+}
+
+static int capture(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+  Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  if (nargs != 1 || nkw > 1) return 0;
+  if (nkw && PyTuple_GET_ITEM(kwnames, 0) != str_context &&
+      PyUnicode_Compare(PyTuple_GET_ITEM(kwnames, 0), str_context) != 0)
+    return 0;
+  PyObject *ctx = nkw ? args[1] : Py_None;
+  if (ctx != Py_None && !PyContext_CheckExact(ctx)) return 0;
+  capturing = 0;
+  cap_cb = Py_NewRef(args[0]);
+  cap_ctx = ctx == Py_None ? NULL : Py_NewRef(ctx);
+  return 1;
+}
+
 static PyObject *dispatch(int m, PyObject *self, PyObject *const *args,
                           Py_ssize_t nargs, PyObject *kwnames) {
   int here = PyThread_get_thread_ident() == loop_tid;
+  if (here && capturing && m == M_CALL_SOON && capture(args, nargs, kwnames))
+    Py_RETURN_NONE;
   return forward(here ? base[m] : foreign[m], self, args, nargs, kwnames);
 }
 
@@ -65,6 +100,7 @@ static PyObject *a_install(PyObject *self, PyObject *const *args, Py_ssize_t n) 
   (void)self;
   if (n != 2 || !PyType_Check(args[0]) || !PyType_Check(args[1]))
     return PyErr_Format(PyExc_TypeError, "_install_affinity(cls, base)");
+  if (!str_context && !(str_context = PyUnicode_InternFromString("context"))) return NULL;
   for (int m = 0; m < NMETH; m++) {
     char fname[40];
     snprintf(fname, sizeof fname, "_foreign_%s", names[m]);

@@ -145,54 +145,57 @@ static PyObject *l_drain(PyObject *self, PyObject *unused);
 static int loop_idle(void);
 
 /* asyncio's loop, cached by _ready() (NULL on uvloop, which hides its
-** ready queue): for lingering and for start_coro. */
+** ready queue): for lingering.  And for start_coro, on both loops. */
 static PyObject *call_soon_fn, *linger_fn, *ready_deque;
-static PyObject *create_task_fn, *ready_pop_fn, *done_fn, *context_kw;
-static PyObject *str_run, *str_done, *str_add_done_callback;
-static PyObject *str_hcontext, *str_hcallback, *str_hargs;
+static PyObject *create_task_fn, *done_fn, *context_kw, *cb_ctx;
+static PyObject *str_done, *str_add_done_callback;
 static void complete(long long id, PyObject *fut);
 
 static PyObject *call_method0(PyObject *o, PyObject *name) {
   return PyObject_CallMethodNoArgs(o, name);
 }
 
-/* h._run() for the Handle of a Task's first step, without Handle._run's
-** Python frame: the step runs in the task's context.  Task.__step keeps
-** every exception but SystemExit and KeyboardInterrupt on the task; those
-** propagate, as from _run. */
-static PyObject *run_handle(PyObject *h) {
-  PyObject *ctx = PyObject_GetAttr(h, str_hcontext);
-  PyObject *cb = ctx ? PyObject_GetAttr(h, str_hcallback) : NULL;
-  PyObject *args = cb ? PyObject_GetAttr(h, str_hargs) : NULL;
+/* A Task's first step, cb() in the task's context ctx (NULL: as it is),
+** as its Handle would run it but without Handle._run's Python frame.
+** Task.__step keeps every exception but SystemExit and KeyboardInterrupt
+** on the task; those propagate, as from _run.  Steals cb and ctx. */
+static PyObject *run_step(PyObject *cb, PyObject *ctx) {
   PyObject *r = NULL;
-  if (args && PyContext_CheckExact(ctx) && PyTuple_CheckExact(args)) {
-    if (PyContext_Enter(ctx) == 0) {
-      r = PyObject_Call(cb, args, NULL);
-      if (PyContext_Exit(ctx) < 0) Py_CLEAR(r);
-    }
-  } else if (args) {
-    r = call_method0(h, str_run);  /* not asyncio's Handle: its own _run */
+  if (!ctx) r = PyObject_CallNoArgs(cb);
+  else if (PyContext_Enter(ctx) == 0) {
+    r = PyObject_CallNoArgs(cb);
+    if (PyContext_Exit(ctx) < 0) Py_CLEAR(r);
   }
+  Py_DECREF(cb);
   Py_XDECREF(ctx);
-  Py_XDECREF(cb);
-  Py_XDECREF(args);
   return r;
 }
 
-/* helper._start for a plain coroutine on asyncio's loop, in C: it is on the
-** path of every await.  Creates the Task and runs its first step now (see
-** _start).  Returns 1 if it finished at once, 0 if not, -1 on error. */
+/* t.add_done_callback(_done, context=cb_ctx): _done needs no context of
+** its own, and one shared Context saves a copy of the loop's per await. */
+static PyObject *add_done(PyObject *t) {
+  PyObject *args[3] = {t, done_fn, cb_ctx};
+  return PyObject_VectorcallMethod(str_add_done_callback, args,
+                                   2 | PY_VECTORCALL_ARGUMENTS_OFFSET, context_kw);
+}
+
+/* helper._start for a plain coroutine, in C: it is on the path of every
+** await.  Creates the Task and runs its first step now (see _start): the
+** step comes from the Task's own call_soon (pya__capture_begin).  Returns
+** 1 if it finished at once, 0 if not, -1 on error. */
 static int start_coro(pya_Sub *s, PyObject *idobj) {
-  Py_ssize_t n = PyObject_Length(ready_deque);
-  if (n < 0) return -1;
   PyObject *args[2] = {s->obj, s->ctx ? s->ctx : Py_None};
+  PyObject *cb, *ctx;
+  pya__capture_begin();
   PyObject *t = PyObject_Vectorcall(create_task_fn, args, 1, context_kw);
-  if (!t) return -1;
+  int captured = pya__capture_end(&cb, &ctx);
+  if (!t) {
+    if (captured) { Py_DECREF(cb); Py_XDECREF(ctx); }
+    return -1;
+  }
   int ret = 0;
-  if (PyObject_Length(ready_deque) == n + 1) {
-    PyObject *h = PyObject_CallNoArgs(ready_pop_fn);
-    PyObject *r = h ? run_handle(h) : NULL;
-    Py_XDECREF(h);
+  if (captured) {
+    PyObject *r = run_step(cb, ctx);
     Py_XDECREF(r);
     /* KeyboardInterrupt or SystemExit escape the step after being set on
     ** the task: they reach the awaiter through the task */
@@ -211,7 +214,7 @@ static int start_coro(pya_Sub *s, PyObject *idobj) {
   }
   PyObject *added = NULL;
   if (PyDict_SetItem(tasks, idobj, t) < 0 || PyDict_SetItem(wids, t, idobj) < 0 ||
-      !(added = PyObject_CallMethodOneArg(t, str_add_done_callback, done_fn)))
+      !(added = add_done(t)))
     ret = -1;
   Py_XDECREF(added);
 out:
@@ -490,22 +493,15 @@ static PyObject *l_ready(PyObject *self, PyObject *unused) {
     if (!call_soon_fn || !ready_deque || !linger_fn) {
       Py_CLEAR(call_soon_fn); Py_CLEAR(ready_deque); Py_CLEAR(linger_fn);
     }
-    if (ready_deque) {
-      create_task_fn = PyObject_GetAttrString(loop, "create_task");
-      ready_pop_fn = PyObject_GetAttrString(ready_deque, "pop");
-      done_fn = PyObject_GetAttrString(pya__rt.helper, "_done");
-      context_kw = Py_BuildValue("(s)", "context");
-      str_run = PyUnicode_InternFromString("_run");
-      str_done = PyUnicode_InternFromString("done");
-      str_add_done_callback = PyUnicode_InternFromString("add_done_callback");
-      str_hcontext = PyUnicode_InternFromString("_context");
-      str_hcallback = PyUnicode_InternFromString("_callback");
-      str_hargs = PyUnicode_InternFromString("_args");
-      if (!create_task_fn || !ready_pop_fn || !done_fn || !context_kw || !str_run ||
-          !str_done || !str_add_done_callback || !str_hcontext || !str_hcallback ||
-          !str_hargs)
-        Py_CLEAR(create_task_fn);  /* start_coro off: helper._start does it */
-    }
+    create_task_fn = PyObject_GetAttrString(loop, "create_task");
+    done_fn = PyObject_GetAttrString(pya__rt.helper, "_done");
+    cb_ctx = PyObject_GetAttrString(pya__rt.helper, "_cb_ctx");
+    context_kw = Py_BuildValue("(s)", "context");
+    str_done = PyUnicode_InternFromString("done");
+    str_add_done_callback = PyUnicode_InternFromString("add_done_callback");
+    if (!create_task_fn || !done_fn || !cb_ctx || !context_kw || !str_done ||
+        !str_add_done_callback)
+      Py_CLEAR(create_task_fn);  /* start_coro off: helper._start does it */
     Py_DECREF(loop);
   }
   PyErr_Clear();
@@ -524,15 +520,13 @@ static void *loop_main(void *arg) {
   Py_CLEAR(wids);
   Py_CLEAR(str_result);
   Py_CLEAR(create_task_fn);
-  Py_CLEAR(ready_pop_fn);
+
   Py_CLEAR(done_fn);
   Py_CLEAR(context_kw);
-  Py_CLEAR(str_run);
+
   Py_CLEAR(str_done);
   Py_CLEAR(str_add_done_callback);
-  Py_CLEAR(str_hcontext);
-  Py_CLEAR(str_hcallback);
-  Py_CLEAR(str_hargs);
+  Py_CLEAR(cb_ctx);
   Py_CLEAR(cancel_fn);
   Py_CLEAR(stop_fn);
   Py_CLEAR(aclose_fn);

@@ -8,7 +8,7 @@ local S = require "pyasync.sched"
 
 local M = {}
 local helper = core._helper
-local await_call, await_raw = S.await_call, S.await_raw
+local await_call = S.await_call
 
 local Queue = {__pyobject = true}
 local q_get_or_end, try_put, try_get = helper._q_get_or_end, helper._q_try_put, core.q_try_get
@@ -50,14 +50,15 @@ function Queue:get(opts)
   return b[1]
 end
 
+-- Synchronous, on the calling thread (loop affinity makes the wake-ups
+-- safe): they work wherever a Python call does, a Lua function the loop
+-- thread calls included.
 function Queue:put_nowait(v)
-  local ok, e = await_raw(helper._q_put_nowait(self._obj, v))
-  if not ok then error(e, 0) end
+  self._obj:put_nowait(v)
 end
 
 function Queue:get_nowait()
-  local ok, v = await_raw(helper._q_get_nowait(self._obj))
-  if not ok then error(v, 0) end
+  local v = self._obj:get_nowait()
   if v == nil then return core.None end
   return v
 end
@@ -68,8 +69,7 @@ function Queue:full() return self._obj:full() end
 function Queue:closed() return self._obj.closed end
 
 function Queue:close()
-  local ok, e = await_raw(helper._q_close(self._obj))
-  if not ok then error(e, 0) end
+  self._obj:close()
 end
 
 --- q:items([token]): generic for until the queue is closed and drained or

@@ -334,7 +334,7 @@ local function on_done(t, fn)
 end
 S.on_done = on_done
 
--- Runs fns of a finished task's on_done list (a Python task's).
+-- A Python task's completion: the Task is its own waiter (waiters[id]).
 local function finish_py_task(t, ok, value)
   t.state = ok and "done" or (iserror(value, "CancelledError") and "cancelled" or "failed")
   if ok then t.results = pack(value) else t.error = value end
@@ -352,11 +352,12 @@ local function finish_py_task(t, ok, value)
   end
 end
 
--- The Task of a Python awaitable submitted with id.
+-- The Task of a Python awaitable submitted with id; it is its own waiter
+-- (step() calls on_complete for it), one table per py.start.
 function S.py_task(id, name)
-  local t = setmetatable({kind = "python", state = "pending", id = id, name = name}, Task)
-  local w = new_waiter(id)
-  w.on_complete = function(_, ok, value) finish_py_task(t, ok, value) end
+  local t = setmetatable({kind = "python", state = "pending", id = id, name = name,
+                          on_complete = finish_py_task}, Task)
+  waiters[id] = t
   return t
 end
 

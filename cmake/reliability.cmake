@@ -14,12 +14,17 @@ set(REL_TOOLS ${CMAKE_SOURCE_DIR}/tools)
 set(REL_FUZZ_SECONDS 30 CACHE STRING "seconds each fuzz target runs in fuzz:run")
 
 # Each takes both cores (it builds, then runs specs whose timing matters).
+# They run every spec, also those that talk to the shared servers (the
+# ecosystem, storm and exit specs): those fixtures must be up, and the specs
+# find them in this tree's fixtures/ (PYASYNC_FIXTURES), not in the
+# sanitizer's own tree.
 foreach(kind asan tsan)
   add_test(NAME sanitize:${kind}
     COMMAND ${REL_TOOLS}/sanitize.sh ${kind}
     WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(sanitize:${kind} PROPERTIES
-    ENVIRONMENT "PYASYNC_SAN_BUILD=${CMAKE_BINARY_DIR}/san-${kind};JOBS=2"
+    ENVIRONMENT "PYASYNC_SAN_BUILD=${CMAKE_BINARY_DIR}/san-${kind};PYASYNC_FIXTURES=${CMAKE_BINARY_DIR}/fixtures;JOBS=2"
+    FIXTURES_REQUIRED "postgres;redis"
     TIMEOUT 1500 PROCESSORS 2)
 endforeach()
 

@@ -23,9 +23,13 @@
 --
 -- Uses only os.execute/io.popen and tools/fixtures/*.sh.  Paths come from
 -- PYASYNC_BUILD and PYASYNC_SOURCE (set by ctest; defaults "build" and ".").
+-- The shared fixtures' state is in $PYASYNC_FIXTURES when set (a sanitizer
+-- run builds its own tree but uses the main build's fixtures), else in
+-- $PYASYNC_BUILD/fixtures.
 local M = {}
 
 M.build = os.getenv("PYASYNC_BUILD") or "build"
+M.fixtures = os.getenv("PYASYNC_FIXTURES") or (M.build .. "/fixtures")
 M.source = os.getenv("PYASYNC_SOURCE") or "."
 
 local function shquote(s)
@@ -85,7 +89,7 @@ local function load_info(path)
 end
 
 local function shared(kind)
-  local dir = M.build .. "/fixtures/" .. kind
+  local dir = M.fixtures .. "/" .. kind
   local info, err = load_info(dir .. "/info.lua")
   if not info then
     error(("the shared %s fixture is not running (%s).\n"

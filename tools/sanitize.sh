@@ -9,7 +9,12 @@
 # Environment: PYASYNC_SAN_BUILD (the tree to build or, for valgrind, to
 # use; valgrind defaults to build/), CC (compiler for the sanitizer builds),
 # JOBS (build parallelism), SAN_KEEP_GOING=1 (report every finding rather
-# than stop a process at its first: for surveying, not for CI).
+# than stop a process at its first: for surveying, not for CI),
+# PYASYNC_FIXTURES (where the shared fixtures' state is, default
+# build/fixtures: specs that declare `-- fixtures: postgres redis` need them
+# running there; ctest's sanitize:* tests require them, by hand start them
+# with tools/fixtures/postgres.sh start build/fixtures/postgres and the same
+# for redis).
 # Prints one line per spec, then a summary; exits non-zero if any spec
 # failed or any process wrote a report.  docs/reliability.md has the why.
 set -uo pipefail
@@ -69,6 +74,8 @@ mkdir -p "$REPORTS"
 export LUA_PATH="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;$ROOT/spec/?.lua;;"
 export LUA_CPATH="$BUILD/?.so;;"
 export PYASYNC_BUILD="$BUILD" PYASYNC_SOURCE="$ROOT" PYASYNC_MODE=host
+# The shared servers (spec/servers.lua) are the main build's, not this tree's.
+export PYASYNC_FIXTURES="${PYASYNC_FIXTURES:-$ROOT/build/fixtures}"
 # Lets a spec skip what a checker distorts (RSS under TSan's shadow memory).
 export PYASYNC_SANITIZER="$MODE"
 

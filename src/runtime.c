@@ -85,6 +85,12 @@ void pya__drain_pending(lua_State *L) {
       }
     }
     atomic_fetch_sub(&rt->npending, n);
+    if (n == 0 && rt->cappobj > 4096) {
+      /* a burst of collections grew it: give the memory back */
+      free(rt->pending_obj);
+      rt->pending_obj = NULL;
+      rt->cappobj = 0;
+    }
     pthread_mutex_unlock(&rt->pending_mu);
     if (n == 0) break;
     /* decref outside the lock: a __del__ may defer more releases */

@@ -1,6 +1,30 @@
 # Runs SCRIPT with the host binary BIN and compares its stdout with
 # SCRIPT's .expected file (same name, .expected instead of .lua).
 string(REGEX REPLACE "\\.lua$" ".expected" expected_file ${SCRIPT})
+# FIXTURES (comma-separated kinds) are shared servers the example declared
+# (`-- fixtures: ...`): their FIXTURES_DIR/KIND/env lines (KEY=value, the
+# value maybe in single quotes) go into the script's environment.
+if(FIXTURES)
+  string(REPLACE "," ";" kinds "${FIXTURES}")
+  foreach(kind IN LISTS kinds)
+    set(envfile ${FIXTURES_DIR}/${kind}/env)
+    if(NOT EXISTS ${envfile})
+      message(FATAL_ERROR "${SCRIPT}: the shared ${kind} fixture is not running (no ${envfile})")
+    endif()
+    file(STRINGS ${envfile} lines)
+    foreach(line IN LISTS lines)
+      if(line MATCHES "^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
+        set(key ${CMAKE_MATCH_1})
+        set(value "${CMAKE_MATCH_2}")
+        if(value MATCHES "^'(.*)'$")
+          set(value "${CMAKE_MATCH_1}")
+          string(REPLACE "'\\''" "'" value "${value}")
+        endif()
+        set(ENV{${key}} "${value}")
+      endif()
+    endforeach()
+  endforeach()
+endif()
 execute_process(COMMAND ${BIN} ${SCRIPT} RESULT_VARIABLE rc
   OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)

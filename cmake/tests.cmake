@@ -37,13 +37,11 @@ foreach(kind ${SPEC_FIXTURES})
   set_tests_properties(fixture:${kind}:stop PROPERTIES FIXTURES_CLEANUP ${kind} TIMEOUT 120)
 endforeach()
 
-file(GLOB SPECS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/spec/*_spec.lua)
-foreach(spec ${SPECS})
-  get_filename_component(name ${spec} NAME_WE)
-  string(REGEX REPLACE "_spec$" "" name ${name})
-  # the header comments (editing them reconfigures)
-  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${spec})
-  file(STRINGS ${spec} head LIMIT_COUNT 15)
+# read_header(FILE FIXTURES_VAR UVLOOP_VAR): the header comments of a spec
+# or example, among its first 15 lines (editing them reconfigures).
+function(read_header file fixtures_var uvloop_var)
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${file})
+  file(STRINGS ${file} head LIMIT_COUNT 15)
   set(fixtures "")
   set(uvloop FALSE)
   foreach(line IN LISTS head)
@@ -54,7 +52,7 @@ foreach(spec ${SPECS})
           continue()
         endif()
         if(NOT f IN_LIST SPEC_FIXTURES)
-          message(FATAL_ERROR "${spec}: unknown fixture '${f}' (known: ${SPEC_FIXTURES})")
+          message(FATAL_ERROR "${file}: unknown fixture '${f}' (known: ${SPEC_FIXTURES})")
         endif()
         list(APPEND fixtures ${f})
       endforeach()
@@ -63,6 +61,15 @@ foreach(spec ${SPECS})
     endif()
   endforeach()
   list(REMOVE_DUPLICATES fixtures)
+  set(${fixtures_var} "${fixtures}" PARENT_SCOPE)
+  set(${uvloop_var} ${uvloop} PARENT_SCOPE)
+endfunction()
+
+file(GLOB SPECS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/spec/*_spec.lua)
+foreach(spec ${SPECS})
+  get_filename_component(name ${spec} NAME_WE)
+  string(REGEX REPLACE "_spec$" "" name ${name})
+  read_header(${spec} fixtures uvloop)
 
   add_test(NAME host:${name}
     COMMAND ${CMAKE_BINARY_DIR}/pyasync ${BUSTED} -o TAP ${spec}
@@ -88,14 +95,24 @@ foreach(spec ${SPECS})
   endif()
 endforeach()
 
+# An example declares the shared servers it needs as a spec does
+# (`-- fixtures: postgres` among its first 15 lines); run_example.cmake puts
+# their build/fixtures/KIND/env (POSTGRES_DSN, REDIS_URL, ...) into its
+# environment.
 file(GLOB EXAMPLES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/examples/*.lua)
 foreach(ex ${EXAMPLES})
   get_filename_component(name ${ex} NAME_WE)
+  read_header(${ex} fixtures uvloop)
+  string(REPLACE ";" "," fixture_arg "${fixtures}")
   add_test(NAME example:${name}
     COMMAND ${CMAKE_COMMAND} -DBIN=${CMAKE_BINARY_DIR}/pyasync -DSCRIPT=${ex}
+            -DFIXTURES=${fixture_arg} -DFIXTURES_DIR=${CMAKE_BINARY_DIR}/fixtures
             -P ${CMAKE_SOURCE_DIR}/cmake/run_example.cmake
     WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(example:${name} PROPERTIES ENVIRONMENT "${SPEC_ENV}" TIMEOUT 120)
+  if(fixtures)
+    set_tests_properties(example:${name} PROPERTIES FIXTURES_REQUIRED "${fixtures}")
+  endif()
 endforeach()
 
 # luacheck over lua/ spec/ examples/ (.luacheckrc); missing luacheck fails.

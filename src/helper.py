@@ -587,7 +587,13 @@ def _async_fn(spawn, cancel, name="lua_function"):
 
     async def lua_async_function(*args, **kwargs):
         global _lua_next
-        fut = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if loop is not _loop:
+            # the Lua task would run on the main thread, which is inside
+            # this loop (asyncio.run from Lua) or busy elsewhere: it never could
+            raise RuntimeError("a py.async_fn function can only be awaited on pyasync's "
+                               "loop (py.loop), not on %r" % (loop,))
+        fut = loop.create_future()
         _lua_next += 1
         token = _lua_next
         _lua_waits[token] = fut

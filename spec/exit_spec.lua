@@ -61,3 +61,31 @@ for _, mode in ipairs({"host", "lua"}) do
     end)
   end)
 end
+
+-- Stock lua5.4 stops a script on SIGINT with a hook that fires at its next
+-- Lua instruction; a top-level py.await waiting in libuv runs none, so the
+-- wait must wake up for it (the host binary cancels its main task instead).
+describe("SIGINT under stock lua5.4", function()
+  it("stops a script waiting in a top-level py.await: 'interrupted!', status 1", function()
+    local script = os.tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write('local py = require "pyasync"\n',
+            'io.write("ready\\n"); io.stdout:flush()\n',
+            'py.await(py.import("asyncio").sleep(3600))\n')
+    f:close()
+    local out, err = os.tmpname(), os.tmpname()
+    -- started in the background; the shell waits for "ready" (bounded), sends
+    -- SIGINT and reports the status (124 from timeout if it hung)
+    local cmd = ("(timeout 60 lua5.4 %s >%s 2>%s & pid=$!; " ..
+                 "for i in $(seq 1 200); do grep -q ready %s && break; sleep 0.05; done; " ..
+                 "kill -INT $pid; wait $pid; echo $?)"):format(
+      support.shquote(script), out, err, out)
+    local p = io.popen(cmd)
+    local status = tonumber(p:read("a"))
+    p:close()
+    local e = io.open(err):read("a")
+    os.remove(script); os.remove(out); os.remove(err)
+    assert.are.equal(1, status, e)
+    assert.matches("interrupted!", e)
+  end)
+end)

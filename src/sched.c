@@ -312,6 +312,38 @@ static void run_uv(lua_State *L, uv_run_mode mode) {
   poll_L = NULL;
 }
 
+/* Stock lua5.4 stops a script on SIGINT with a hook that fires at its next
+** Lua instruction, and while the main thread waits in libuv there is none
+** (libuv retries the interrupted epoll_wait).  So during such a wait a
+** handler in front of the one in place calls it and wakes the loop; the
+** host binary's does the same work (pyasync_interrupt).  Signal-safe. */
+static struct sigaction chained;
+
+static void on_sigint(int sig) {
+  chained.sa_handler(sig);
+  pya__wake_main();
+}
+
+static int chain_sigint(void) {
+  struct sigaction sa;
+  if (sigaction(SIGINT, NULL, &chained) < 0 || (chained.sa_flags & SA_SIGINFO) ||
+      chained.sa_handler == SIG_DFL || chained.sa_handler == SIG_IGN ||
+      chained.sa_handler == on_sigint)
+    return 0;
+  sa.sa_handler = on_sigint;
+  sa.sa_flags = 0;
+  sigemptyset(&sa.sa_mask);
+  return sigaction(SIGINT, &sa, NULL) == 0;
+}
+
+/* The handler in place again, unless the chained one changed it (lua.c's
+** resets SIGINT to the default once it ran, so that a second one kills). */
+static void unchain_sigint(void) {
+  struct sigaction now;
+  if (sigaction(SIGINT, NULL, &now) == 0 && now.sa_handler == on_sigint)
+    sigaction(SIGINT, &chained, NULL);
+}
+
 /* Waits for something to happen, without the GIL.  Returns 0 when there is
 ** nothing at all that could ever wake us. */
 static int wait_events(lua_State *L, int block) {
@@ -328,7 +360,9 @@ static int wait_events(lua_State *L, int block) {
     return 0;
   if (!pya__main_blocking(1)) return 1;
   pya__ref_completions(1);
+  int chain = chain_sigint();
   run_uv(L, UV_RUN_ONCE);
+  if (chain) unchain_sigint();
   pya__ref_completions(0);
   pya__main_blocking(0);
   return 1;

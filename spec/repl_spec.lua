@@ -121,7 +121,10 @@ describe("REPL Tab completion", function()
   end)
 
   it("survives completions on objects that raise", function()
-    repl:run([[py = require "pyasync"; py.exec("class Bad:\n  def __getattr__(self, n): raise RuntimeError('getattr ' + n)\n  def __dir__(self): raise RuntimeError('dir')\n"); bad = py.main.Bad(); print("ready")]], "\nready")
+    repl:run([[py = require "pyasync"; py.exec("class Bad:\n]] ..
+             [[  def __getattr__(self, n): raise RuntimeError('getattr ' + n)\n]] ..
+             [[  def __dir__(self): raise RuntimeError('dir')\n"); bad = py.main.Bad(); print("ready")]],
+             "\nready")
     repl:type("bad.x", "Tab", "Tab")
     repl:type("", "C-u")
     repl:type("bad.foo.b", "Tab", "Tab")

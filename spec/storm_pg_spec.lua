@@ -25,8 +25,10 @@ def extra_tasks(base):
 
 local N = 300
 local IN_FLIGHT = 8
-local APP = "pyasync_storm_pg"
-local TAG = "/* storm_pg */"
+-- its own names: the runs of this spec (host, lua, uvloop) share the server
+local RUN = (os.getenv("PYASYNC_MODE") or "lua") .. "_" .. (os.getenv("PYASYNC_LOOP") or "asyncio")
+local APP = "pyasync_storm_pg_" .. RUN
+local TAG = "/* storm_pg " .. RUN .. " */"
 -- a query of ours still running in the server (not counting the watcher)
 local ACTIVE = ("SELECT count(*) FROM pg_stat_activity WHERE state <> 'idle' AND query LIKE '%%%s%%'"
   .. " AND pid <> pg_backend_pid()"):format(TAG)

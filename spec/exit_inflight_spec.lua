@@ -137,13 +137,7 @@ elseif how == "sigint" then py.await(py.import("asyncio").sleep(3600))
 end
 ]==]
 
-local function readall(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local readall = support.readall
 
 local function writefile(path, s)
   local f = assert(io.open(path, "wb"))

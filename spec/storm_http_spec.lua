@@ -48,18 +48,7 @@ local function rss_kb()
   return res * 4
 end
 
--- Polls cond() every 20 ms until it is true or `seconds` pass; returns its
--- last value.  For state that settles in the background (sockets closing,
--- tasks finishing) and has no event to wait on.
-local function settle(seconds, cond)
-  local stop = time.monotonic() + seconds
-  local v = cond()
-  while not v and time.monotonic() < stop do
-    py.sleep(0.02)
-    v = cond()
-  end
-  return v
-end
+local settle = support.settle
 
 -- One request, three ways of writing it (all from Lua):
 --   "with":    py.with(session:get(url), fn)

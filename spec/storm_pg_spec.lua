@@ -34,15 +34,7 @@ local ACTIVE = ("SELECT count(*) FROM pg_stat_activity WHERE state <> 'idle' AND
   .. " AND pid <> pg_backend_pid()"):format(TAG)
 local BACKENDS = ("SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s'"):format(APP)
 
-local function settle(seconds, cond)
-  local stop = time.monotonic() + seconds
-  local v = cond()
-  while not v and time.monotonic() < stop do
-    py.sleep(0.02)
-    v = cond()
-  end
-  return v
-end
+local settle = support.settle
 
 local function plan()
   math.randomseed(5)

@@ -17,6 +17,8 @@ local function readall(path)
   return s
 end
 
+M.readall = readall
+
 local function shquote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
@@ -49,6 +51,20 @@ function M.err_of(f, ...)
   local ok, e = pcall(f, ...)
   assert(not ok, "expected an error")
   return type(e) == "table" and tostring(e.message or e) or tostring(e)
+end
+
+-- Polls cond() every 20 ms until it is true or `seconds` pass; returns its
+-- last value.  For state that settles in the background (sockets closing,
+-- tasks finishing) and has no event to wait on.
+function M.settle(seconds, cond)
+  local clock = py.import("time").monotonic
+  local stop = clock() + seconds
+  local v = cond()
+  while not v and clock() < stop do
+    py.sleep(0.02)
+    v = cond()
+  end
+  return v
 end
 
 -- Nothing submitted to Python is still waiting for delivery.

@@ -225,6 +225,23 @@ local function msgh(e)
   return e
 end
 
+-- A finished task's outcome to its awaiter (or to the report of failures
+-- nobody awaited), then its on_done functions.
+local function conclude(t, ok)
+  local w = t.waiter
+  if w then
+    t.waiter = nil
+    if ok then wake(w, true, t.results) else wake(w, false, t.error) end
+  elseif not ok and t.state == "failed" and not t.awaited then
+    unretrieved[t] = true  -- reported at exit unless t:result() takes it
+  end
+  if t.on_done then
+    local fns = t.on_done
+    t.on_done = nil
+    for i = 1, #fns do fns[i](t) end
+  end
+end
+
 local function settle(t, ok, res)
   if ok and t.cancel_pending then  -- cancel() said true: it ends cancelled
     ok, res = false, pack(cancelled_error(t.cancel_msg))
@@ -233,18 +250,7 @@ local function settle(t, ok, res)
             ((iserror(res[1], "CancelledError")) and "cancelled" or "failed")
   if ok then t.results = res else t.error = res[1] end
   live = live - 1
-  local w = t.waiter
-  if w then
-    t.waiter = nil
-    if ok then wake(w, true, res) else wake(w, false, t.error) end
-  elseif not ok and t.state == "failed" and not t.awaited then
-    unretrieved[t] = true  -- an awaited one's error goes to its awaiter
-  end
-  if t.on_done then
-    local fns = t.on_done
-    t.on_done = nil
-    for i = 1, #fns do fns[i](t) end
-  end
+  conclude(t, ok)
   local g = t.scope
   if g then
     g.tasks[t] = nil
@@ -338,18 +344,7 @@ S.on_done = on_done
 local function finish_py_task(t, ok, value)
   t.state = ok and "done" or (iserror(value, "CancelledError") and "cancelled" or "failed")
   if ok then t.results = pack(value) else t.error = value end
-  local tw = t.waiter
-  if tw then
-    t.waiter = nil
-    if ok then wake(tw, true, t.results) else wake(tw, false, value) end
-  elseif t.state == "failed" and not t.awaited then
-    unretrieved[t] = true  -- reported at exit unless t:result() takes it
-  end
-  if t.on_done then
-    local fns = t.on_done
-    t.on_done = nil
-    for i = 1, #fns do fns[i](t) end
-  end
+  conclude(t, ok)
 end
 
 -- The Task of a Python awaitable submitted with id; it is its own waiter

@@ -107,7 +107,12 @@ static int linger_spin(void) {
   Py_BEGIN_ALLOW_THREADS
   atomic_store(&loop_spinning, 1);
   more = spin_for(&subq, SPIN_NS);
+  /* seq_cst, then one more look: a submission made after the spin's last
+  ** look, which saw loop_spinning set and so wrote no eventfd, is seen
+  ** here (pairs with pya__submit's fence) */
   atomic_store(&loop_spinning, 0);
+  atomic_thread_fence(memory_order_seq_cst);
+  more = more || nonempty(&subq);
   Py_END_ALLOW_THREADS
   return more;
 }

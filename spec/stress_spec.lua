@@ -153,6 +153,25 @@ def st_heap():
     assert.is_true(after - before < 16 * 1024, ("RSS grew %d kB"):format(after - before))
   end)
 
+  -- Regression: a submission made just as the loop thread stopped lingering
+  -- for one wrote no wake-up and sat until something else woke the loop
+  -- (here: the timeout, which fails the await).  Each await is bounded.
+  it("loses no wake-up over 20k sequential awaits and lazy stream steps", function()
+    for i = 1, 10000 do
+      assert.are.equal(i, py.await(py.main.st_sleepy(i), {timeout = 10}))
+    end
+    py.exec([[
+async def st_agen(n):
+    for i in range(n):
+        await asyncio.sleep(0)
+        yield i
+]])
+    local it = py.main.st_agen(10000):__aiter__()
+    for i = 0, 9999 do
+      assert.are.equal(i, py.await(it:__anext__(), {timeout = 10}))
+    end
+  end)
+
   it("keeps errors inside a batch isolated", function()
     local list = {}
     for i = 1, 3000 do list[i] = py.main.st_maybe_fail(i) end

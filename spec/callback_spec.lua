@@ -235,6 +235,33 @@ print(py.await(py.eval("__import__('asyncio').sleep(0, 'usable')")))
     assert.is_nil(py.totable(py.await(ns.call_on_loop(none)))[1])
   end)
 
+  -- The Lua function runs on the calling thread (the main thread is inside
+  -- Python, joining it): the sleeping task's libuv timer is the main
+  -- thread's, which closes it at its next poll.
+  it("run by another thread can cancel a sleeping task, and sleep there is refused", function()
+    py.exec([[
+import threading
+def on_thread(f):
+    out = []
+    t = threading.Thread(target=lambda: out.append(f()))
+    t.start()
+    t.join(10)
+    return out[0] if out else "no result"
+]], ns)
+    py.run(function()
+      local sleeper = py.spawn(function() py.sleep(3600) end)
+      py.sleep(0)
+      local r = ns.on_thread(function()
+        local ok, e = pcall(py.sleep, 0.01)
+        return tostring(sleeper:cancel()) .. " " .. tostring(ok) .. " " .. tostring(e):match("cannot %a+")
+      end)
+      assert.are.equal("true false cannot wait", r)
+      local ok, e = pcall(sleeper.await, sleeper, {timeout = 10})
+      assert.is_false(ok)
+      assert.are.equal("CancelledError", e.type)
+    end)
+  end)
+
   it("leaves nothing in flight", function()
     assert.is_true(support.drained())
   end)

@@ -229,11 +229,40 @@ static void timers_forget(lua_State *L, long long id) {
   lua_pop(L, 1);
 }
 
+/* Timers stopped by Lua that another thread ran: libuv handles belong to
+** the main thread, which closes them at its next poll. */
+static pthread_mutex_t stops_mu = PTHREAD_MUTEX_INITIALIZER;
+static Timer *stops[64];
+static atomic_int nstops;
+
+static void close_timer(Timer *t) {
+  uv_timer_stop(&t->h);
+  uv_close((uv_handle_t *)&t->h, timer_free);
+}
+
+/* Main thread: t fired, and is closed now; it must not be closed again. */
+static void unstop(Timer *t) {
+  if (!atomic_load_explicit(&nstops, memory_order_relaxed)) return;
+  pthread_mutex_lock(&stops_mu);
+  int n = atomic_load(&nstops);
+  for (int i = 0; i < n; i++)
+    if (stops[i] == t) { stops[i] = stops[n - 1]; atomic_store(&nstops, n - 1); break; }
+  pthread_mutex_unlock(&stops_mu);
+}
+
+static void close_stopped(void) {
+  pthread_mutex_lock(&stops_mu);
+  for (int n = atomic_load(&nstops); n > 0; n--) close_timer(stops[n - 1]);
+  atomic_store(&nstops, 0);
+  pthread_mutex_unlock(&stops_mu);
+}
+
 static void timer_fired(uv_timer_t *h) {
   Timer *t = (Timer *)h;
   pya_Comp *c = calloc(1, sizeof *c);
   if (c) { c->kind = PYA_C_TIMER; c->id = t->id; local_push(c); }
   if (poll_L) timers_forget(poll_L, t->id);
+  unstop(t);
   uv_close((uv_handle_t *)h, timer_free);
 }
 
@@ -255,24 +284,6 @@ static int sched_timer(lua_State *L) {
   lua_pop(L, 1);
   lua_pushinteger(L, (lua_Integer)id);
   return 1;
-}
-
-/* Timers stopped by Lua that another thread ran: libuv handles belong to
-** the main thread, which closes them at its next poll. */
-static pthread_mutex_t stops_mu = PTHREAD_MUTEX_INITIALIZER;
-static Timer *stops[64];
-static atomic_int nstops;
-
-static void close_timer(Timer *t) {
-  uv_timer_stop(&t->h);
-  uv_close((uv_handle_t *)&t->h, timer_free);
-}
-
-static void close_stopped(void) {
-  pthread_mutex_lock(&stops_mu);
-  for (int n = atomic_load(&nstops); n > 0; n--) close_timer(stops[n - 1]);
-  atomic_store(&nstops, 0);
-  pthread_mutex_unlock(&stops_mu);
 }
 
 /* core.timer_stop(id): no completion will come for it (one that fires all

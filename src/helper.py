@@ -193,7 +193,7 @@ def _install_policy(asyncio):
     cls = type(cur)
     if getattr(cls, "_pyasync_base", None) is not None:
         return
-    if not isinstance(getattr(cur, "_local", None), object) or not hasattr(cur, "_local"):
+    if not hasattr(cur, "_local"):
         return  # not a BaseDefaultEventLoopPolicy: leave it alone
     policy = type("PyasyncPolicy", (cls,), {
         "get_event_loop": _policy_get_event_loop, "_pyasync_base": cls})()
